@@ -1,0 +1,94 @@
+//! The one wasmtime [`Engine`] of a Wharf process, and the epoch ticker that makes timeouts work.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::{Config, Engine};
+
+/// How often the engine's epoch advances; the granularity of every timeout.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Options that shape the engine. Anything that changes compiled code also changes
+/// [`WharfEngine::fingerprint`], so the compile cache keeps entries apart.
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// Use the pooling instance allocator (for servers that instantiate per request).
+    pub pooling: bool,
+}
+
+/// A shared engine with epoch interruption enabled and a background ticker.
+#[derive(Clone)]
+pub struct WharfEngine {
+    engine: Engine,
+    _ticker: Arc<Ticker>,
+}
+
+struct Ticker(Arc<AtomicBool>);
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl WharfEngine {
+    /// Creates the engine and starts its epoch ticker thread (stopped when the last clone drops).
+    pub fn new(options: &EngineOptions) -> wasmtime::Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        if options.pooling {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::pooling());
+        }
+        let engine = Engine::new(&config)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ticking_engine, ticking_stop) = (engine.weak(), stop.clone());
+        std::thread::Builder::new()
+            .name("wharf-epoch".into())
+            .spawn(move || {
+                while !ticking_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match ticking_engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| wasmtime::format_err!("cannot start the epoch ticker thread: {e}"))?;
+        Ok(WharfEngine { engine, _ticker: Arc::new(Ticker(stop)) })
+    }
+
+    /// The underlying wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// A hex string that changes whenever compiled code from this engine would not load in
+    /// another (wasmtime version, target, tunables, features).
+    pub fn fingerprint(&self) -> String {
+        use std::hash::Hash;
+        let mut hasher = Sha256Hasher(sha2::Sha256::default());
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        let digest = sha2::Digest::finalize(hasher.0);
+        hex::encode(&digest[..12])
+    }
+
+    /// Epoch ticks that make up `timeout` (at least one).
+    pub fn ticks_for(timeout: Duration) -> u64 {
+        (timeout.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64
+    }
+}
+
+/// Feeds `Hash` output into SHA-256 so the fingerprint is stable across builds and platforms,
+/// unlike `DefaultHasher`.
+struct Sha256Hasher(sha2::Sha256);
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        unreachable!("only the SHA-256 digest is read")
+    }
+}

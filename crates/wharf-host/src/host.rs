@@ -1,0 +1,192 @@
+//! [`Host`]: loads components (through the compile cache), links them against WASI, and runs
+//! commands in a [`Sandbox`].
+use std::path::Path;
+use std::time::Duration;
+
+use wasmtime::Trap;
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+use crate::cache::{CacheStatus, CompileCache};
+use crate::engine::WharfEngine;
+use crate::policy::format_size;
+use crate::sandbox::{HostState, Sandbox, SandboxError, Stdio};
+
+/// A component that could not be loaded or linked. `name` is the file or reference it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {name}: {source}")]
+    Read {
+        /// The file.
+        name: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The bytes do not start with the WebAssembly magic number.
+    #[error("{name} is not a WebAssembly file (it does not start with `\\0asm`)")]
+    NotWasm {
+        /// The file or reference.
+        name: String,
+    },
+    /// A core module where a component was expected.
+    #[error(
+        "{name} is a core WebAssembly module, not a component; wharf runs WASI 0.2 components \
+         (build for wasm32-wasip2, or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule {
+        /// The file or reference.
+        name: String,
+    },
+    /// The component failed validation or compilation.
+    #[error("{name} is not a valid component: {reason}")]
+    Invalid {
+        /// The file or reference.
+        name: String,
+        /// wasmtime's explanation, on one line.
+        reason: String,
+    },
+    /// The component imports something this host does not provide.
+    #[error("{name} imports `{import}`, which wharf does not provide")]
+    UnsatisfiedImport {
+        /// The file or reference.
+        name: String,
+        /// The import, e.g. `wasi:keyvalue/store@0.2.0-draft2`.
+        import: String,
+    },
+    /// The component does not export what the subcommand needs (e.g. `wasi:cli/run`).
+    #[error("{name} cannot be run as a command: {reason}")]
+    WrongWorld {
+        /// The file or reference.
+        name: String,
+        /// What is missing.
+        reason: String,
+    },
+}
+
+/// Why a command did not finish with an exit code of its own.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The policy could not be put in place.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The guest ran past its timeout and was stopped.
+    #[error("guest timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The guest trapped after being refused memory beyond its limit.
+    #[error("guest exceeded its memory limit of {}", format_size(*.0))]
+    MemoryLimit(u64),
+    /// The guest trapped (unreachable, out-of-bounds access, stack overflow, ...).
+    #[error("guest trapped: {0}")]
+    Trap(String),
+    /// Instantiation or a host call failed.
+    #[error("{0}")]
+    Host(String),
+}
+
+/// Loads, links and runs components on one engine with one linker.
+pub struct Host {
+    engine: WharfEngine,
+    cache: Option<CompileCache>,
+    linker: Linker<HostState>,
+}
+
+impl Host {
+    /// A host that links the full WASI 0.2 command world (guests built by rustc import
+    /// `wasi:cli/*@0.2.x` even for non-command worlds). `cache: None` disables the compile cache.
+    pub fn new(engine: WharfEngine, cache: Option<CompileCache>) -> wasmtime::Result<Self> {
+        let mut linker = Linker::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        Ok(Host { engine, cache, linker })
+    }
+
+    /// The engine components are compiled for.
+    pub fn engine(&self) -> &WharfEngine {
+        &self.engine
+    }
+
+    /// Reads and compiles the component at `path`.
+    pub fn load_file(&self, path: &Path) -> Result<(Component, CacheStatus), LoadError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { name: name.clone(), source })?;
+        self.load(&name, &bytes)
+    }
+
+    /// Compiles `bytes` (named `name` in errors), or loads it from the compile cache.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<(Component, CacheStatus), LoadError> {
+        match bytes {
+            [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => return Err(LoadError::CoreModule { name: name.into() }),
+            [0, b'a', b's', b'm', ..] => {}
+            _ => return Err(LoadError::NotWasm { name: name.into() }),
+        }
+        let compile = || Component::new(self.engine.engine(), bytes);
+        let result = match &self.cache {
+            Some(cache) => cache.get_or_compile(&self.engine, bytes, compile),
+            None => compile().map(|c| (c, CacheStatus::Disabled)),
+        };
+        result.map_err(|e| LoadError::Invalid { name: name.into(), reason: one_line(&e) })
+    }
+
+    /// Links `component` as a `wasi:cli/command`, checking every import up front.
+    pub fn prepare_command(&self, name: &str, component: &Component) -> Result<CommandPre<HostState>, LoadError> {
+        let pre = self.linker.instantiate_pre(component).map_err(|e| link_error(name, &e))?;
+        CommandPre::new(pre).map_err(|e| LoadError::WrongWorld { name: name.into(), reason: one_line(&e) })
+    }
+
+    /// Runs a prepared command to completion in a fresh store and returns its exit code.
+    pub async fn run_command(
+        &self,
+        pre: &CommandPre<HostState>,
+        sandbox: &Sandbox,
+        args: &[String],
+        stdio: Stdio,
+    ) -> Result<i32, RunError> {
+        let mut store = sandbox.store(&self.engine, args, stdio)?;
+        let run = async {
+            let command = pre.instantiate_async(&mut store).await?;
+            command.wasi_cli_run().call_run(&mut store).await
+        };
+        // The epoch deadline stops guest code; this also stops a guest blocked in a host call.
+        let outcome = match sandbox.timeout() {
+            Some(timeout) => match tokio::time::timeout(timeout, run).await {
+                Ok(outcome) => outcome,
+                Err(_) => return Err(RunError::Timeout(timeout)),
+            },
+            None => run.await,
+        };
+        match outcome {
+            Ok(Ok(())) => Ok(0),
+            Ok(Err(())) => Ok(1),
+            Err(e) => {
+                if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                    return Ok(exit.0);
+                }
+                let trap = e.downcast_ref::<Trap>().copied();
+                match (trap, sandbox.timeout()) {
+                    (Some(Trap::Interrupt), Some(timeout)) => Err(RunError::Timeout(timeout)),
+                    _ if store.data().memory_denied() => Err(RunError::MemoryLimit(sandbox.max_memory())),
+                    (Some(_), _) => Err(RunError::Trap(one_line(&e))),
+                    (None, _) => Err(RunError::Host(one_line(&e))),
+                }
+            }
+        }
+    }
+}
+
+fn link_error(name: &str, e: &wasmtime::Error) -> LoadError {
+    let text = one_line(e);
+    // wasmtime says "component imports instance `NAME`, but a matching implementation ...".
+    match text.split('`').nth(1) {
+        Some(import) if text.starts_with("component imports") => {
+            tracing::debug!("link failure: {text}");
+            LoadError::UnsatisfiedImport { name: name.into(), import: import.into() }
+        }
+        _ => LoadError::Invalid { name: name.into(), reason: text },
+    }
+}
+
+/// An error chain on one line (`outer: inner: root`), without a backtrace.
+fn one_line(e: &wasmtime::Error) -> String {
+    format!("{e:#}").lines().next().unwrap_or_default().to_string()
+}

@@ -1,0 +1,29 @@
+//! Wharf's wasmtime host: the one [`WharfEngine`] per process, the [`CompileCache`], the
+//! deny-by-default [`Policy`] and the [`Sandbox`] that applies it, and the [`Host`] that loads,
+//! links and runs components.
+//!
+//! This crate knows nothing about OCI transport, HTTP serving or MCP, and never reads flags,
+//! environment variables or the terminal: the binary hands it everything.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use wharf_host::{EngineOptions, Host, Policy, Sandbox, Stdio, WharfEngine};
+//!
+//! let host = Host::new(WharfEngine::new(&EngineOptions::default())?, None)?;
+//! let (component, _) = host.load_file("hello.wasm".as_ref())?;
+//! let command = host.prepare_command("hello.wasm", &component)?;
+//! let sandbox = Sandbox::new(&Policy::default(), |_| None)?;
+//! let code = host.run_command(&command, &sandbox, &["hello".into()], Stdio::Inherit).await?;
+//! # Ok(()) }
+//! ```
+mod cache;
+mod engine;
+mod host;
+pub mod policy;
+mod sandbox;
+
+pub use cache::{CacheStatus, CompileCache};
+pub use engine::{EPOCH_TICK, EngineOptions, WharfEngine};
+pub use host::{Host, LoadError, RunError};
+pub use policy::Policy;
+pub use sandbox::{HostState, Sandbox, SandboxError, Stdio};

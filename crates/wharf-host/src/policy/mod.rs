@@ -1,0 +1,232 @@
+//! What a component may touch. Everything is denied unless a [`Policy`] grants it; every
+//! subcommand (run, serve, mcp) builds its sandbox from one.
+//!
+//! A policy comes from flags, from a TOML file, or both ([`Policy::merge`]). The file uses the
+//! flags' own syntax, so there is one grammar to learn:
+//!
+//! ```toml
+//! env = ["GREETING=hello", "HOME"]          # NAME=VALUE, or NAME to pass the host's value
+//! dirs = ["./data::/data", "./static::/static:ro"]
+//! allow_net = ["api.example.com:443", "*.example.test", "10.0.0.0/8", "[::1]:8080"]
+//! max_memory = "64MiB"
+//! timeout = "30s"
+//! ```
+mod net;
+mod units;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use net::{HostPattern, NetRule, SocketGrants};
+pub use units::{format_size, parse_size};
+
+/// Memory a component may use when no policy says otherwise.
+pub const DEFAULT_MAX_MEMORY: u64 = 512 << 20;
+
+/// A policy that could not be parsed: which setting, what value, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// One setting has a value that cannot be used.
+    #[error("invalid {field} `{value}`: {reason}")]
+    Invalid {
+        /// The flag or file key, e.g. `allow-net`.
+        field: &'static str,
+        /// The value as written.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TOML file itself is malformed or has unknown keys.
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+}
+
+impl PolicyError {
+    pub(crate) fn invalid(field: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        PolicyError::Invalid { field, value: value.to_string(), reason: reason.into() }
+    }
+}
+
+/// One environment variable granted to the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvGrant {
+    /// The variable's name.
+    pub name: String,
+    /// Its value, or `None` to pass the host's value (if the host has one).
+    pub value: Option<String>,
+}
+
+impl EnvGrant {
+    /// Parses `NAME=VALUE` or `NAME`.
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let (name, value) = match text.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (text, None),
+        };
+        if name.is_empty() || name.contains('\0') {
+            return Err(PolicyError::invalid("env", text, "expected NAME=VALUE or NAME"));
+        }
+        Ok(EnvGrant { name: name.to_string(), value })
+    }
+}
+
+/// One host directory made visible to the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the guest sees it.
+    pub guest: String,
+    /// Whether the guest may only read.
+    pub read_only: bool,
+}
+
+impl DirGrant {
+    /// Parses `HOST[::GUEST][:ro]` (wasmtime's `--dir` syntax plus a read-only suffix). A
+    /// relative `HOST` is taken relative to `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, PolicyError> {
+        let (spec, read_only) = match text.strip_suffix(":ro") {
+            Some(spec) if !spec.ends_with(':') => (spec, true),
+            _ => (text, false),
+        };
+        let (host, guest) = match spec.split_once("::") {
+            Some((h, g)) => (h, g.to_string()),
+            None => (spec, spec.to_string()),
+        };
+        if host.is_empty() || guest.is_empty() {
+            return Err(PolicyError::invalid("dir", text, "expected HOST[::GUEST][:ro]"));
+        }
+        Ok(DirGrant { host: base.join(host), guest, read_only })
+    }
+}
+
+/// Everything a component is allowed: environment, directories, network, memory and time.
+/// The default grants nothing, with [`DEFAULT_MAX_MEMORY`] and no timeout.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Environment variables the guest sees.
+    pub env: Vec<EnvGrant>,
+    /// Directories the guest sees.
+    pub dirs: Vec<DirGrant>,
+    /// Hosts the guest may connect to.
+    pub allow_net: Vec<NetRule>,
+    /// Ceiling in bytes for each linear memory of an instance.
+    pub max_memory: Option<u64>,
+    /// Wall-clock budget for one run or one request.
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    env: Vec<String>,
+    #[serde(default)]
+    dirs: Vec<String>,
+    #[serde(default)]
+    allow_net: Vec<String>,
+    max_memory: Option<String>,
+    timeout: Option<String>,
+}
+
+impl Policy {
+    /// Parses a policy file's text. Relative directories are taken relative to `base` (the
+    /// file's own directory), as Docker Compose does.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, PolicyError> {
+        let file: PolicyFile = toml::from_str(text)?;
+        Ok(Policy {
+            env: file.env.iter().map(|e| EnvGrant::parse(e)).collect::<Result<_, _>>()?,
+            dirs: file.dirs.iter().map(|d| DirGrant::parse(d, base)).collect::<Result<_, _>>()?,
+            allow_net: file.allow_net.iter().map(|n| n.parse()).collect::<Result<_, _>>()?,
+            max_memory: file.max_memory.as_deref().map(parse_size).transpose()?,
+            timeout: file.timeout.as_deref().map(parse_duration).transpose()?,
+        })
+    }
+
+    /// Combines two policies, `other` (typically the flags) on top of `self` (the file):
+    /// grants are added together, a variable set by both takes `other`'s value, and a limit set
+    /// by `other` replaces `self`'s.
+    pub fn merge(mut self, other: Policy) -> Policy {
+        self.env.retain(|e| !other.env.iter().any(|o| o.name == e.name));
+        self.env.extend(other.env);
+        self.dirs.extend(other.dirs);
+        self.allow_net.extend(other.allow_net);
+        self.max_memory = other.max_memory.or(self.max_memory);
+        self.timeout = other.timeout.or(self.timeout);
+        self
+    }
+
+    /// The memory ceiling in force: the granted one or [`DEFAULT_MAX_MEMORY`].
+    pub fn memory_limit(&self) -> u64 {
+        self.max_memory.unwrap_or(DEFAULT_MAX_MEMORY)
+    }
+
+    /// The environment the guest sees, with inherited names looked up through `host_env`
+    /// (the binary passes `std::env::var`; libraries never read the process environment).
+    /// An inherited name the host does not have is left out, as `docker run -e NAME` does.
+    pub fn resolved_env(&self, host_env: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+        self.env
+            .iter()
+            .filter_map(|e| Some((e.name.clone(), e.value.clone().or_else(|| host_env(&e.name))?)))
+            .collect()
+    }
+}
+
+/// Parses a duration such as `500ms`, `30s` or `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, PolicyError> {
+    let d = humantime::parse_duration(text).map_err(|e| PolicyError::invalid("timeout", text, e.to_string()))?;
+    if d.is_zero() {
+        return Err(PolicyError::invalid("timeout", text, "must be greater than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_flags_merge() {
+        let file = Policy::from_toml(
+            r#"
+            env = ["A=1", "B=file", "HOME"]
+            dirs = ["data::/data:ro"]
+            allow_net = ["127.0.0.1:80"]
+            max_memory = "64MiB"
+            timeout = "30s"
+            "#,
+            Path::new("/etc/wharf"),
+        )
+        .unwrap();
+        assert_eq!(file.dirs[0], DirGrant { host: "/etc/wharf/data".into(), guest: "/data".into(), read_only: true });
+        assert_eq!(file.max_memory, Some(64 << 20));
+        let flags = Policy { env: vec![EnvGrant::parse("B=flag").unwrap()], timeout: Some(Duration::from_secs(1)), ..Policy::default() };
+        let merged = file.merge(flags);
+        let env = merged.resolved_env(|name| (name == "HOME").then(|| "/root".to_string()));
+        assert_eq!(env, [("A".into(), "1".into()), ("HOME".into(), "/root".into()), ("B".into(), "flag".into())]);
+        assert_eq!(merged.timeout, Some(Duration::from_secs(1)));
+        assert_eq!(merged.max_memory, Some(64 << 20));
+        assert_eq!(merged.allow_net.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = Policy::from_toml("max_memory = \"lots\"", Path::new(".")).unwrap_err();
+        assert!(err.to_string().starts_with("invalid max-memory `lots`"), "{err}");
+        let err = Policy::from_toml("allow_net = [\"a:b\"]", Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("allow-net `a:b`"), "{err}");
+        let err = Policy::from_toml("allow_network = []", Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `allow_network`"), "{err}");
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn dir_syntax() {
+        let base = Path::new("/base");
+        assert_eq!(DirGrant::parse("/a", base).unwrap(), DirGrant { host: "/a".into(), guest: "/a".into(), read_only: false });
+        assert_eq!(DirGrant::parse("a::/g:ro", base).unwrap(), DirGrant { host: "/base/a".into(), guest: "/g".into(), read_only: true });
+        assert!(DirGrant::parse("::/g", base).is_err());
+    }
+}

@@ -1,0 +1,186 @@
+//! Turns a [`Policy`] into a store: the WASI context (args, env, preopens, socket checks) and
+//! the resource limits every instance runs under.
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::engine::WharfEngine;
+use crate::policy::{DirGrant, Policy, SocketGrants};
+
+/// Caps on things a policy does not mention, so that no guest can exhaust the host with
+/// tables or instances either.
+const MAX_INSTANCES: usize = 1_000;
+const MAX_TABLES: usize = 1_000;
+const MAX_MEMORIES: usize = 100;
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// A grant in the policy that cannot be put in place on this host.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// A `--dir` host directory is missing or unreadable.
+    #[error("cannot grant directory {}: {reason}", grant.host.display())]
+    Dir {
+        /// The grant as parsed.
+        grant: DirGrant,
+        /// Why the directory could not be opened.
+        reason: String,
+    },
+}
+
+/// What a guest's stdio is connected to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stdio {
+    /// The host process's stdin, stdout and stderr (for `wharf run`).
+    Inherit,
+    /// Closed stdin; output discarded.
+    Null,
+}
+
+/// A policy made ready to build stores from: environment resolved, names resolved,
+/// directories checked. Build one per component and reuse it for every instance.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    env: Vec<(String, String)>,
+    dirs: Vec<DirGrant>,
+    sockets: Arc<SocketGrants>,
+    max_memory: u64,
+    timeout: Option<Duration>,
+}
+
+impl Sandbox {
+    /// Prepares `policy`; `host_env` looks up inherited environment variables.
+    pub fn new(policy: &Policy, host_env: impl Fn(&str) -> Option<String>) -> Result<Self, SandboxError> {
+        for grant in &policy.dirs {
+            if let Err(e) = std::fs::read_dir(&grant.host) {
+                return Err(SandboxError::Dir { grant: grant.clone(), reason: e.to_string() });
+            }
+        }
+        Ok(Sandbox {
+            env: policy.resolved_env(host_env),
+            dirs: policy.dirs.clone(),
+            sockets: Arc::new(SocketGrants::resolve(&policy.allow_net)),
+            max_memory: policy.memory_limit(),
+            timeout: policy.timeout,
+        })
+    }
+
+    /// The wall-clock budget of one instance's work, if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The memory ceiling in bytes.
+    pub fn max_memory(&self) -> u64 {
+        self.max_memory
+    }
+
+    /// A fresh store for one instance: WASI context from the policy, limits, epoch deadline.
+    pub fn store(&self, engine: &WharfEngine, args: &[String], stdio: Stdio) -> Result<Store<HostState>, SandboxError> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.args(args).envs(&self.env);
+        if stdio == Stdio::Inherit {
+            wasi.inherit_stdio();
+        }
+        for grant in &self.dirs {
+            let perms = if grant.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            wasi.preopened_dir(&grant.host, &grant.guest, perms)
+                .map_err(|e| SandboxError::Dir { grant: grant.clone(), reason: format!("{e:#}") })?;
+        }
+        let sockets = self.sockets.clone();
+        wasi.allow_ip_name_lookup(sockets.has_names());
+        wasi.allow_tcp(!sockets.is_empty());
+        wasi.allow_udp(!sockets.is_empty());
+        wasi.socket_addr_check(move |addr, use_| {
+            let allowed = match use_ {
+                // Implicit binds (wildcard address, port 0) that precede a granted connect.
+                SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => sockets.allows(addr),
+                // Inbound connections are never granted.
+                _ => false,
+            };
+            if !allowed {
+                tracing::debug!(%addr, ?use_, "socket address denied by policy");
+            }
+            Box::pin(async move { allowed })
+        });
+
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(self.max_memory).unwrap_or(usize::MAX))
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .instances(MAX_INSTANCES)
+            .tables(MAX_TABLES)
+            .memories(MAX_MEMORIES)
+            .build();
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits: Limits { inner: limits, memory_denied: false },
+        };
+        let mut store = Store::new(engine.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(match self.timeout {
+            Some(timeout) => WharfEngine::ticks_for(timeout),
+            None => u64::MAX / 2,
+        });
+        Ok(store)
+    }
+}
+
+/// Per-instance host state: the WASI context, the resource table and the limiter.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: Limits,
+}
+
+impl HostState {
+    /// Whether the guest asked for more memory than the policy allows (and was refused).
+    pub fn memory_denied(&self) -> bool {
+        self.limits.memory_denied
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// [`StoreLimits`] that also remember a refused memory growth, so a later trap can be
+/// reported as "memory limit exceeded" rather than as a bare `unreachable`.
+struct Limits {
+    inner: StoreLimits,
+    memory_denied: bool,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if !allowed {
+            tracing::debug!(current, desired, "memory growth denied by policy");
+            self.memory_denied = true;
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}

@@ -1,0 +1,30 @@
+//! `wharf cache`: look after the compile cache.
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use wharf_host::CompileCache;
+use wharf_host::policy::format_size;
+
+/// Manage the compile cache.
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Print the cache directory.
+    Dir,
+    /// Delete every cached compilation.
+    Clean,
+}
+
+impl CacheCommand {
+    /// Runs the cache subcommand.
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        let cache = CompileCache::new(crate::dirs::cache_dir());
+        match self {
+            CacheCommand::Dir => println!("{}", cache.dir().display()),
+            CacheCommand::Clean => {
+                let freed = cache.clean()?;
+                println!("removed {} from {}", format_size(freed), cache.dir().display());
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

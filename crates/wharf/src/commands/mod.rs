@@ -1,0 +1,12 @@
+//! One module per subcommand.
+pub mod cache;
+pub mod compile;
+pub mod run;
+
+use wharf_host::{CompileCache, EngineOptions, Host, WharfEngine};
+
+/// The process's host: one engine, the on-disk compile cache.
+pub fn new_host(options: &EngineOptions) -> anyhow::Result<Host> {
+    let engine = WharfEngine::new(options)?;
+    Ok(Host::new(engine, Some(CompileCache::new(crate::dirs::cache_dir())))?)
+}

@@ -1,0 +1,70 @@
+//! `wharf`: run, serve and distribute WebAssembly components, sandboxed by default.
+//!
+//! This binary is the only place that reads flags, environment variables and terminal state;
+//! it hands plain values to the library crates. One module per subcommand under `commands/`.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod dirs;
+mod exit;
+mod policy_args;
+
+/// Run WebAssembly components, sandboxed by default.
+#[derive(Parser, Debug)]
+#[command(name = "wharf", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Run(commands::run::RunCommand),
+    Compile(commands::compile::CompileCommand),
+    #[command(subcommand)]
+    Cache(commands::cache::CacheCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return exit::report(anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(cmd) => cmd.execute().await,
+            Command::Compile(cmd) => cmd.execute(),
+            Command::Cache(cmd) => cmd.execute(),
+        }
+    });
+    // Do not wait for guest I/O threads (e.g. a blocked stdin read) once the guest is done.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(e) => exit::report(e),
+    }
+}
+
+/// Logs go to stderr, filtered by `WHARF_LOG` (tracing's `EnvFilter` syntax), default `warn`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

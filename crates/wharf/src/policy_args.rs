@@ -1,0 +1,60 @@
+//! The sandbox flags shared by every subcommand that runs a component.
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use wharf_host::Policy;
+use wharf_host::policy::{DirGrant, EnvGrant, NetRule, parse_duration, parse_size};
+
+/// Grants for the component. Nothing is granted unless named here or in `--policy`.
+#[derive(Args, Debug, Default)]
+pub struct PolicyArgs {
+    /// Pass an environment variable: NAME=VALUE, or NAME to pass the host's value.
+    #[arg(long = "env", short = 'e', value_name = "NAME[=VALUE]")]
+    env: Vec<String>,
+
+    /// Grant a host directory, read-write, or read-only with a `:ro` suffix.
+    #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]")]
+    dirs: Vec<String>,
+
+    /// Allow outbound connections: a host name, `*.domain`, an IP address or a CIDR range,
+    /// each with an optional `:PORT`.
+    #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
+    allow_net: Vec<String>,
+
+    /// Memory limit for each linear memory, e.g. 64MiB (default 512MiB).
+    #[arg(long, value_name = "SIZE")]
+    max_memory: Option<String>,
+
+    /// Stop the component after this long, e.g. 500ms, 30s, 2m.
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
+
+    /// Read grants from a TOML policy file; flags add to it and override its limits.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
+impl PolicyArgs {
+    /// The policy from `--policy` (if any) with the flags merged on top.
+    pub fn to_policy(&self) -> anyhow::Result<Policy> {
+        let file = match &self.policy {
+            Some(path) => read_policy_file(path)?,
+            None => Policy::default(),
+        };
+        let flags = Policy {
+            env: self.env.iter().map(|e| EnvGrant::parse(e)).collect::<Result<_, _>>()?,
+            dirs: self.dirs.iter().map(|d| DirGrant::parse(d, Path::new(""))).collect::<Result<_, _>>()?,
+            allow_net: self.allow_net.iter().map(|n| n.parse::<NetRule>()).collect::<Result<_, _>>()?,
+            max_memory: self.max_memory.as_deref().map(parse_size).transpose()?,
+            timeout: self.timeout.as_deref().map(parse_duration).transpose()?,
+        };
+        Ok(file.merge(flags))
+    }
+}
+
+fn read_policy_file(path: &Path) -> anyhow::Result<Policy> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    Policy::from_toml(&text, base).with_context(|| format!("in policy file {}", path.display()))
+}
