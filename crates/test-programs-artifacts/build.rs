@@ -30,10 +30,7 @@ fn main() {
         .env_remove("CARGO_BUILD_TARGET")
         .status()
         .expect("failed to spawn cargo for the guest programs");
-    assert!(
-        status.success(),
-        "building guest programs failed; is the target installed? `rustup target add {TARGET}`"
-    );
+    assert!(status.success(), "building guest programs failed; is the target installed? `rustup target add {TARGET}`");
 
     let wasm_dir = target_dir.join(TARGET).join("release");
     let mut names = guest_names(&programs.join("src/bin"));

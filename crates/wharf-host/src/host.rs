@@ -17,7 +17,7 @@ use crate::sandbox::{HostState, Sandbox, SandboxError, Stdio};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("cannot read {name}: {source}")]
+    #[error("cannot read {name}")]
     Read {
         /// The file.
         name: String,

@@ -38,7 +38,8 @@ fn code_for(error: &anyhow::Error) -> u8 {
                 RunError::Host(_) => FAILURE,
             };
         }
-        if cause.is::<LoadError>() || cause.is::<PolicyError>() || cause.is::<SandboxError>() || cause.is::<BadInput>() {
+        if cause.is::<LoadError>() || cause.is::<PolicyError>() || cause.is::<SandboxError>() || cause.is::<BadInput>()
+        {
             return BAD_INPUT;
         }
     }

@@ -6,10 +6,8 @@ fn main() {
         Some("read") => std::fs::read_to_string(&args[2]).map(|s| format!("ok: {s}")),
         Some("write") => std::fs::write(&args[2], &args[3]).map(|()| "ok: written".to_string()),
         Some("list") => std::fs::read_dir(&args[2]).map(|entries| {
-            let names: Vec<String> = entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
+            let names: Vec<String> =
+                entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
             format!("ok: {}", names.join(","))
         }),
         _ => {

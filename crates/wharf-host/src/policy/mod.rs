@@ -39,8 +39,15 @@ pub enum PolicyError {
         reason: String,
     },
     /// The TOML file itself is malformed or has unknown keys.
-    #[error("{0}")]
-    Toml(#[from] toml::de::Error),
+    #[error("line {line}, column {column}: {message}")]
+    Toml {
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
 }
 
 impl PolicyError {
@@ -135,7 +142,7 @@ impl Policy {
     /// Parses a policy file's text. Relative directories are taken relative to `base` (the
     /// file's own directory), as Docker Compose does.
     pub fn from_toml(text: &str, base: &Path) -> Result<Self, PolicyError> {
-        let file: PolicyFile = toml::from_str(text)?;
+        let file: PolicyFile = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         Ok(Policy {
             env: file.env.iter().map(|e| EnvGrant::parse(e)).collect::<Result<_, _>>()?,
             dirs: file.dirs.iter().map(|d| DirGrant::parse(d, base)).collect::<Result<_, _>>()?,
@@ -167,11 +174,17 @@ impl Policy {
     /// (the binary passes `std::env::var`; libraries never read the process environment).
     /// An inherited name the host does not have is left out, as `docker run -e NAME` does.
     pub fn resolved_env(&self, host_env: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
-        self.env
-            .iter()
-            .filter_map(|e| Some((e.name.clone(), e.value.clone().or_else(|| host_env(&e.name))?)))
-            .collect()
+        self.env.iter().filter_map(|e| Some((e.name.clone(), e.value.clone().or_else(|| host_env(&e.name))?))).collect()
     }
+}
+
+/// A TOML error as one line that names where the problem is.
+fn toml_error(text: &str, e: &toml::de::Error) -> PolicyError {
+    let offset = e.span().map_or(0, |span| span.start).min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    PolicyError::Toml { line, column, message: e.message().trim().replace('\n', " ") }
 }
 
 /// Parses a duration such as `500ms`, `30s` or `2m`.
@@ -202,7 +215,11 @@ mod tests {
         .unwrap();
         assert_eq!(file.dirs[0], DirGrant { host: "/etc/wharf/data".into(), guest: "/data".into(), read_only: true });
         assert_eq!(file.max_memory, Some(64 << 20));
-        let flags = Policy { env: vec![EnvGrant::parse("B=flag").unwrap()], timeout: Some(Duration::from_secs(1)), ..Policy::default() };
+        let flags = Policy {
+            env: vec![EnvGrant::parse("B=flag").unwrap()],
+            timeout: Some(Duration::from_secs(1)),
+            ..Policy::default()
+        };
         let merged = file.merge(flags);
         let env = merged.resolved_env(|name| (name == "HOME").then(|| "/root".to_string()));
         assert_eq!(env, [("A".into(), "1".into()), ("HOME".into(), "/root".into()), ("B".into(), "flag".into())]);
@@ -225,8 +242,14 @@ mod tests {
     #[test]
     fn dir_syntax() {
         let base = Path::new("/base");
-        assert_eq!(DirGrant::parse("/a", base).unwrap(), DirGrant { host: "/a".into(), guest: "/a".into(), read_only: false });
-        assert_eq!(DirGrant::parse("a::/g:ro", base).unwrap(), DirGrant { host: "/base/a".into(), guest: "/g".into(), read_only: true });
+        assert_eq!(
+            DirGrant::parse("/a", base).unwrap(),
+            DirGrant { host: "/a".into(), guest: "/a".into(), read_only: false }
+        );
+        assert_eq!(
+            DirGrant::parse("a::/g:ro", base).unwrap(),
+            DirGrant { host: "/base/a".into(), guest: "/g".into(), read_only: true }
+        );
         assert!(DirGrant::parse("::/g", base).is_err());
     }
 }

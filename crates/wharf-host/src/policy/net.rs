@@ -62,7 +62,9 @@ fn parse_host(host: &str) -> Result<HostPattern, String> {
         return Err("the host is empty".into());
     }
     if host.contains('/') {
-        return IpNet::from_str(host).map(|net| HostPattern::Cidr(net.trunc())).map_err(|e| format!("bad CIDR range: {e}"));
+        return IpNet::from_str(host)
+            .map(|net| HostPattern::Cidr(net.trunc()))
+            .map_err(|e| format!("bad CIDR range: {e}"));
     }
     if let Ok(ip) = IpAddr::from_str(host) {
         return Ok(HostPattern::Ip(canonical(ip)));
@@ -72,7 +74,9 @@ fn parse_host(host: &str) -> Result<HostPattern, String> {
         Some(base) => (true, base),
         None => (false, name.as_str()),
     };
-    let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     if !base.split('.').all(label_ok) {
         return Err("not a valid host name, IP address or CIDR range (only a leading `*.` may be a wildcard)".into());
     }
@@ -184,7 +188,9 @@ mod tests {
         assert_eq!(rule("::1").host, HostPattern::Ip("::1".parse().unwrap()));
         assert_eq!(rule("10.1.2.3/8").host, HostPattern::Cidr("10.0.0.0/8".parse().unwrap()));
         assert_eq!(rule("[fd00::/8]:443").port, Some(443));
-        for bad in ["", "a:b", "*.", "exa*mple.com", "foo.*.com", "0x7f000001", "2130706433", "[::1", "1.2.3.4/40", "h:70000"] {
+        for bad in
+            ["", "a:b", "*.", "exa*mple.com", "foo.*.com", "0x7f000001", "2130706433", "[::1", "1.2.3.4/40", "h:70000"]
+        {
             assert!(bad.parse::<NetRule>().is_err(), "{bad} should be rejected");
         }
     }

@@ -27,7 +27,7 @@ pub fn parse_size(text: &str) -> Result<u64, PolicyError> {
 /// Formats a byte count the way [`parse_size`] reads it, e.g. `64MiB`.
 pub fn format_size(bytes: u64) -> String {
     for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }

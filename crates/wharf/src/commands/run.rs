@@ -49,8 +49,6 @@ fn resolve_source(component: &str) -> anyhow::Result<PathBuf> {
     if path.exists() || component.ends_with(".wasm") || component.contains(std::path::MAIN_SEPARATOR) {
         return Ok(path);
     }
-    Err(BadInput(format!(
-        "{component}: no such file (running straight from an OCI reference is not supported yet)"
-    ))
-    .into())
+    Err(BadInput(format!("{component}: no such file (running straight from an OCI reference is not supported yet)"))
+        .into())
 }

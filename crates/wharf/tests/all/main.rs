@@ -1,0 +1,18 @@
+//! Integration tests: the real `wharf` binary on real guest components built from
+//! `crates/test-programs`.
+mod bad_input;
+mod cache;
+mod run;
+mod sandbox;
+mod util;
+
+// Every guest program must have a test function named after it.
+#[allow(unused_imports)]
+use self::{bad_input::*, cache::*, run::*, sandbox::*};
+macro_rules! assert_guest_has_test {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use self::$name as _;
+    };
+}
+test_programs_artifacts::foreach_guest!(assert_guest_has_test);
