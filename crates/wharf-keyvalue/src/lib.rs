@@ -1,0 +1,188 @@
+//! `wasi:keyvalue` for Wharf: buckets granted per component, kept in a redb file (the
+//! default), in memory, or in Redis.
+//!
+//! Two versions are linked, so guests built against either run:
+//! - `wasi:keyvalue@0.2.0-draft2` (`store`, `atomics` with the `cas` resource, `batch`): the
+//!   current draft, as Spin and upstream `main` define it;
+//! - `wasi:keyvalue@0.2.0-draft` (`u64` increment, no CAS, numeric cursor): the older draft
+//!   that wasmtime's and wasmCloud's bindings import. Its `list-keys` returns every key from the
+//!   numeric cursor (an offset) on, with no further cursor.
+//!
+//! A component may open only the buckets in its [`KeyValueCtx`]; any other name is
+//! `access-denied`, whether or not such a bucket exists. Each bucket lives in a [`Backend`] store
+//! (see [`Stores`]); buckets sharing a store have separate key spaces.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use wasmtime::component::{Linker, ResourceTable};
+//! use wharf_keyvalue::{KeyValue, KeyValueCtx, MemoryStore};
+//!
+//! struct State {
+//!     table: ResourceTable,
+//!     keyvalue: KeyValueCtx,
+//! }
+//!
+//! let mut config = wasmtime::Config::new();
+//! config.async_support(true);
+//! let engine = wasmtime::Engine::new(&config)?;
+//! let mut linker = Linker::<State>::new(&engine);
+//! wharf_keyvalue::add_to_linker(&mut linker, |s: &mut State| KeyValue::new(&s.keyvalue, &mut s.table))?;
+//!
+//! let mut keyvalue = KeyValueCtx::new();
+//! keyvalue.grant("counters", Arc::new(MemoryStore::new()));
+//! let state = State { table: ResourceTable::new(), keyvalue };
+//! # let _ = state;
+//! # Ok::<(), wasmtime::Error>(())
+//! ```
+mod backend;
+mod draft;
+mod draft2;
+mod memory;
+mod redb_store;
+mod redis_store;
+mod stores;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+pub use backend::{Backend, BoxFuture, KeyPage, LIST_PAGE_SIZE, StoreError, StoreResult};
+pub use memory::MemoryStore;
+pub use redb_store::RedbStore;
+pub use redis_store::RedisStore;
+pub use stores::{DEFAULT_STORE, StoreConfig, Stores};
+
+mod bindings {
+    pub mod draft2 {
+        wasmtime::component::bindgen!({
+            path: "wit/draft2",
+            world: "wasi:keyvalue/imports",
+            imports: { default: async | trappable },
+            with: {
+                "wasi:keyvalue/store.bucket": crate::Bucket,
+                "wasi:keyvalue/atomics.cas": crate::Cas,
+            },
+        });
+    }
+    pub mod draft {
+        wasmtime::component::bindgen!({
+            path: "wit/draft",
+            world: "wasi:keyvalue/imports",
+            imports: { default: async | trappable },
+            with: { "wasi:keyvalue/store.bucket": crate::Bucket },
+        });
+    }
+}
+
+/// The buckets one component may open, each with the store that holds it. Cheap to clone (the
+/// stores are shared); build one per component and clone it into each instance's state.
+#[derive(Clone, Default)]
+pub struct KeyValueCtx {
+    buckets: BTreeMap<String, Arc<dyn Backend>>,
+}
+
+impl std::fmt::Debug for KeyValueCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.buckets.keys()).finish()
+    }
+}
+
+impl KeyValueCtx {
+    /// No buckets: every `open` is `access-denied`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lets the component open `bucket`, kept in `store`.
+    pub fn grant(&mut self, bucket: impl Into<String>, store: Arc<dyn Backend>) -> &mut Self {
+        self.buckets.insert(bucket.into(), store);
+        self
+    }
+
+    /// The granted bucket names.
+    pub fn buckets(&self) -> impl Iterator<Item = &str> {
+        self.buckets.keys().map(String::as_str)
+    }
+}
+
+/// A borrowed view of one store's key-value state, what [`add_to_linker`]'s getter returns.
+pub struct KeyValue<'a> {
+    ctx: &'a KeyValueCtx,
+    table: &'a mut ResourceTable,
+}
+
+impl<'a> KeyValue<'a> {
+    /// A view of `ctx`, keeping open buckets and CAS handles in `table`.
+    pub fn new(ctx: &'a KeyValueCtx, table: &'a mut ResourceTable) -> Self {
+        KeyValue { ctx, table }
+    }
+
+    fn open(&mut self, name: String) -> Result<Resource<Bucket>, KvError> {
+        let Some(store) = self.ctx.buckets.get(&name).cloned() else {
+            tracing::debug!(bucket = %name, "key-value bucket denied by policy");
+            return Err(KvError::AccessDenied);
+        };
+        Ok(self.table.push(Bucket { name, store })?)
+    }
+
+    fn bucket(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<Bucket> {
+        Ok(self.table.get(bucket)?.clone())
+    }
+}
+
+/// An open bucket (the `bucket` resource of both versions).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct Bucket {
+    name: String,
+    store: Arc<dyn Backend>,
+}
+
+/// A compare-and-swap in progress (the draft2 `cas` resource): the value seen when it began.
+#[doc(hidden)]
+pub struct Cas {
+    bucket: Bucket,
+    key: String,
+    current: Option<Vec<u8>>,
+}
+
+/// What a key-value call can fail with, before conversion to a version's `error` variant.
+enum KvError {
+    AccessDenied,
+    Other(String),
+}
+
+impl From<StoreError> for KvError {
+    fn from(e: StoreError) -> Self {
+        KvError::Other(e.0)
+    }
+}
+
+impl From<wasmtime::component::ResourceTableError> for KvError {
+    fn from(e: wasmtime::component::ResourceTableError) -> Self {
+        KvError::Other(e.to_string())
+    }
+}
+
+/// Adds `wasi:keyvalue` (both versions listed in the crate docs) to an async `linker`;
+/// `getter` returns the view of a store's key-value state.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    getter: fn(&mut T) -> KeyValue<'_>,
+) -> wasmtime::Result<()> {
+    use bindings::{draft, draft2};
+    draft2::wasi::keyvalue::store::add_to_linker::<T, HasKeyValue>(linker, getter)?;
+    draft2::wasi::keyvalue::atomics::add_to_linker::<T, HasKeyValue>(linker, getter)?;
+    draft2::wasi::keyvalue::batch::add_to_linker::<T, HasKeyValue>(linker, getter)?;
+    draft::wasi::keyvalue::store::add_to_linker::<T, HasKeyValue>(linker, getter)?;
+    draft::wasi::keyvalue::atomics::add_to_linker::<T, HasKeyValue>(linker, getter)?;
+    draft::wasi::keyvalue::batch::add_to_linker::<T, HasKeyValue>(linker, getter)?;
+    Ok(())
+}
+
+struct HasKeyValue;
+
+impl HasData for HasKeyValue {
+    type Data<'a> = KeyValue<'a>;
+}
