@@ -17,6 +17,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", programs.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", programs.join("Cargo.lock").display());
     println!("cargo:rerun-if-changed={}", programs.join("build.rs").display());
+    println!("cargo:rerun-if-changed={}", programs.join("wit").display());
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)

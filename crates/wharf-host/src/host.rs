@@ -94,10 +94,13 @@ pub struct Host {
 
 impl Host {
     /// A host that links the full WASI 0.2 command world (guests built by rustc import
-    /// `wasi:cli/*@0.2.x` even for non-command worlds). `cache: None` disables the compile cache.
+    /// `wasi:cli/*@0.2.x` even for non-command worlds), `wasi:keyvalue` and `wasi:config`. `cache: None` disables the compile cache.
     pub fn new(engine: WharfEngine, cache: Option<CompileCache>) -> wasmtime::Result<Self> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // WASI cloud interfaces; what a component may use is decided by its sandbox.
+        wharf_keyvalue::add_to_linker(&mut linker, HostState::keyvalue)?;
+        wharf_config::add_to_linker(&mut linker, HostState::config)?;
         Ok(Host { engine, cache, linker })
     }
 

@@ -9,7 +9,7 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::engine::WharfEngine;
-use crate::policy::{DirGrant, Policy, SocketGrants};
+use crate::policy::{ConfigSource, DirGrant, KvGrant, Policy, SocketGrants};
 
 /// Caps on things a policy does not mention, so that no guest can exhaust the host with
 /// tables or instances either.
@@ -28,6 +28,16 @@ pub enum SandboxError {
         grant: DirGrant,
         /// Why the directory could not be opened.
         reason: String,
+    },
+    /// A `--kv` grant names a store that is not configured.
+    #[error("cannot grant key-value bucket `{bucket}`: no store named `{store}` is configured (known: {known})")]
+    KvStore {
+        /// The bucket granted.
+        bucket: String,
+        /// The store it was mapped to.
+        store: String,
+        /// The configured store names, comma-separated.
+        known: String,
     },
 }
 
@@ -49,6 +59,10 @@ pub struct Sandbox {
     sockets: Arc<SocketGrants>,
     max_memory: u64,
     timeout: Option<Duration>,
+    // WASI cloud interfaces: configuration resolved here, buckets bound by `with_keyvalue`.
+    config: Arc<wharf_config::ConfigVars>,
+    kv_grants: Vec<KvGrant>,
+    keyvalue: wharf_keyvalue::KeyValueCtx,
 }
 
 impl Sandbox {
@@ -60,12 +74,28 @@ impl Sandbox {
             }
         }
         Ok(Sandbox {
-            env: policy.resolved_env(host_env),
+            env: policy.resolved_env(&host_env),
             dirs: policy.dirs.clone(),
             sockets: Arc::new(SocketGrants::resolve(&policy.allow_net)),
             max_memory: policy.memory_limit(),
             timeout: policy.timeout,
+            config: Arc::new(resolve_config(policy, &host_env)),
+            kv_grants: policy.keyvalue.clone(),
+            keyvalue: wharf_keyvalue::KeyValueCtx::new(),
         })
+    }
+
+    /// Binds each granted key-value bucket to its store in `stores`. Until this is called, a
+    /// granted bucket cannot be opened either (`access-denied`).
+    pub fn with_keyvalue(mut self, stores: &wharf_keyvalue::Stores) -> Result<Self, SandboxError> {
+        for grant in &self.kv_grants {
+            let Some(store) = stores.get(&grant.store) else {
+                let known = stores.names().collect::<Vec<_>>().join(", ");
+                return Err(SandboxError::KvStore { bucket: grant.bucket.clone(), store: grant.store.clone(), known });
+            };
+            self.keyvalue.grant(grant.bucket.clone(), store);
+        }
+        Ok(self)
     }
 
     /// The wall-clock budget of one instance's work, if any.
@@ -119,6 +149,8 @@ impl Sandbox {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limits: Limits { inner: limits, memory_denied: false },
+            keyvalue: self.keyvalue.clone(),
+            config: self.config.clone(),
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -136,6 +168,8 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: Limits,
+    keyvalue: wharf_keyvalue::KeyValueCtx,
+    config: Arc<wharf_config::ConfigVars>,
 }
 
 impl HostState {
@@ -143,6 +177,32 @@ impl HostState {
     pub fn memory_denied(&self) -> bool {
         self.limits.memory_denied
     }
+
+    /// The `wasi:keyvalue` view: the granted buckets, handles in the resource table.
+    pub(crate) fn keyvalue(&mut self) -> wharf_keyvalue::KeyValue<'_> {
+        wharf_keyvalue::KeyValue::new(&self.keyvalue, &mut self.table)
+    }
+
+    /// The `wasi:config` view: the granted configuration.
+    pub(crate) fn config(&mut self) -> wharf_config::Config<'_> {
+        wharf_config::Config::new(&self.config)
+    }
+}
+
+/// The configuration a policy grants, with `--config-env` names looked up through `host_env`
+/// (left out when the host does not have them).
+fn resolve_config(policy: &Policy, host_env: impl Fn(&str) -> Option<String>) -> wharf_config::ConfigVars {
+    let mut vars = wharf_config::ConfigVars::new();
+    for grant in &policy.config {
+        let value = match &grant.source {
+            ConfigSource::Value(value) => Some(value.clone()),
+            ConfigSource::Env(name) => host_env(name),
+        };
+        if let Some(value) = value {
+            vars.insert(grant.key.clone(), value);
+        }
+    }
+    vars
 }
 
 impl WasiView for HostState {

@@ -44,8 +44,8 @@ impl store::HostBucket for KeyValue<'_> {
         Ok(other(b.store.exists(&b.name, &key).await))
     }
 
-    /// Every key from offset `cursor` on, in one response (this draft's cursor is a number, which
-    /// cannot carry the backends' cursors).
+    /// Every key from offset `cursor` on, sorted, in one response (this draft's cursor is a
+    /// number, which cannot carry the backends' cursors).
     async fn list_keys(&mut self, bucket: Resource<Bucket>, cursor: Option<u64>) -> Result<store::KeyResponse> {
         let b = self.bucket(&bucket)?;
         let mut keys = Vec::new();
@@ -62,6 +62,9 @@ impl store::HostBucket for KeyValue<'_> {
                 break;
             }
         }
+        // Sorted (and without the duplicates a Redis SCAN may return) so offsets are stable.
+        keys.sort();
+        keys.dedup();
         let skip = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX).min(keys.len());
         keys.drain(..skip);
         Ok(Ok(store::KeyResponse { keys, cursor: None }))

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use wharf_host::Policy;
-use wharf_host::policy::{DirGrant, EnvGrant, NetRule, parse_duration, parse_size};
+use wharf_host::policy::{ConfigGrant, DirGrant, EnvGrant, KvGrant, NetRule, parse_duration, parse_size};
 
 /// Grants for the component. Nothing is granted unless named here or in `--policy`.
 #[derive(Args, Debug, Default)]
@@ -33,6 +33,24 @@ pub struct PolicyArgs {
     /// Read grants from a TOML policy file; flags add to it and override its limits.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+
+    /// Grant a wasi:keyvalue bucket, kept in the store `default` (a redb file under the data
+    /// directory) or in STORE from `--runtime-config`.
+    #[arg(long = "kv", value_name = "BUCKET[=STORE]")]
+    kv: Vec<String>,
+
+    /// Give the component a wasi:config value.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+
+    /// Give the component the host environment variable NAME as wasi:config key KEY (default NAME).
+    #[arg(long = "config-env", value_name = "[KEY=]NAME")]
+    config_env: Vec<String>,
+
+    /// Read key-value store definitions (`[keyvalue.stores.NAME]`, type redb, memory or redis)
+    /// from a TOML file.
+    #[arg(long, value_name = "FILE")]
+    runtime_config: Option<PathBuf>,
 }
 
 impl PolicyArgs {
@@ -48,8 +66,17 @@ impl PolicyArgs {
             allow_net: self.allow_net.iter().map(|n| n.parse::<NetRule>()).collect::<Result<_, _>>()?,
             max_memory: self.max_memory.as_deref().map(parse_size).transpose()?,
             timeout: self.timeout.as_deref().map(parse_duration).transpose()?,
+            keyvalue: self.kv.iter().map(|k| KvGrant::parse(k)).collect::<Result<_, _>>()?,
+            config: (self.config.iter().map(|c| ConfigGrant::parse_value(c)))
+                .chain(self.config_env.iter().map(|c| ConfigGrant::parse_env(c)))
+                .collect::<Result<_, _>>()?,
         };
         Ok(file.merge(flags))
+    }
+
+    /// The key-value stores from `--runtime-config` (if any), plus the default redb store.
+    pub fn stores(&self) -> anyhow::Result<wharf_keyvalue::Stores> {
+        crate::runtime_config::stores(self.runtime_config.as_deref())
     }
 }
 

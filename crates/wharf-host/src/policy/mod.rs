@@ -10,7 +10,11 @@
 //! allow_net = ["api.example.com:443", "*.example.test", "10.0.0.0/8", "[::1]:8080"]
 //! max_memory = "64MiB"
 //! timeout = "30s"
+//! keyvalue = ["counters", "cache=shared"]  # BUCKET or BUCKET=STORE
+//! config = ["api_url=https://api.example.com"]
+//! config_env = ["API_TOKEN"]                # NAME or KEY=NAME: a host variable as config
 //! ```
+mod cloud;
 mod net;
 mod units;
 
@@ -19,6 +23,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use cloud::{ConfigGrant, ConfigSource, KvGrant};
 pub use net::{HostPattern, NetRule, SocketGrants};
 pub use units::{format_size, parse_size};
 
@@ -123,6 +128,10 @@ pub struct Policy {
     pub max_memory: Option<u64>,
     /// Wall-clock budget for one run or one request.
     pub timeout: Option<Duration>,
+    /// Key-value buckets the guest may open (`wasi:keyvalue`).
+    pub keyvalue: Vec<KvGrant>,
+    /// Configuration the guest may read (`wasi:config`).
+    pub config: Vec<ConfigGrant>,
 }
 
 #[derive(Deserialize, Default)]
@@ -136,6 +145,12 @@ struct PolicyFile {
     allow_net: Vec<String>,
     max_memory: Option<String>,
     timeout: Option<String>,
+    #[serde(default)]
+    keyvalue: Vec<String>,
+    #[serde(default)]
+    config: Vec<String>,
+    #[serde(default)]
+    config_env: Vec<String>,
 }
 
 impl Policy {
@@ -149,12 +164,16 @@ impl Policy {
             allow_net: file.allow_net.iter().map(|n| n.parse()).collect::<Result<_, _>>()?,
             max_memory: file.max_memory.as_deref().map(parse_size).transpose()?,
             timeout: file.timeout.as_deref().map(parse_duration).transpose()?,
+            keyvalue: file.keyvalue.iter().map(|k| KvGrant::parse(k)).collect::<Result<_, _>>()?,
+            config: (file.config.iter().map(|c| ConfigGrant::parse_value(c)))
+                .chain(file.config_env.iter().map(|c| ConfigGrant::parse_env(c)))
+                .collect::<Result<_, _>>()?,
         })
     }
 
     /// Combines two policies, `other` (typically the flags) on top of `self` (the file):
     /// grants are added together, a variable set by both takes `other`'s value, and a limit set
-    /// by `other` replaces `self`'s.
+    /// by `other` replaces `self`'s. A bucket or config key granted by both takes `other`'s.
     pub fn merge(mut self, other: Policy) -> Policy {
         self.env.retain(|e| !other.env.iter().any(|o| o.name == e.name));
         self.env.extend(other.env);
@@ -162,6 +181,8 @@ impl Policy {
         self.allow_net.extend(other.allow_net);
         self.max_memory = other.max_memory.or(self.max_memory);
         self.timeout = other.timeout.or(self.timeout);
+        cloud::merge_by(&mut self.keyvalue, other.keyvalue, |a, b| a.bucket == b.bucket);
+        cloud::merge_by(&mut self.config, other.config, |a, b| a.key == b.key);
         self
     }
 

@@ -28,7 +28,7 @@ impl RunCommand {
     /// Checks every flag, loads the component, runs it, and returns its exit code.
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let policy = self.policy.to_policy()?;
-        let sandbox = Sandbox::new(&policy, |name| std::env::var(name).ok())?;
+        let sandbox = Sandbox::new(&policy, |name| std::env::var(name).ok())?.with_keyvalue(&self.policy.stores()?)?;
         let path = resolve_source(&self.component)?;
 
         let host = super::new_host(&EngineOptions::default())?;
