@@ -5,7 +5,7 @@
 //! `cargo run --release -p wharf-keyvalue --example redb_native -- FILE N`
 use std::time::Instant;
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("bucket:bench");
 
@@ -20,7 +20,9 @@ fn main() -> Result<(), redb::Error> {
         let txn = db.begin_write()?;
         {
             let mut table = txn.open_table(TABLE)?;
-            let current = table.get("bench-counter")?.map_or(0, |v| std::str::from_utf8(v.value()).unwrap().parse::<i64>().unwrap());
+            let current = table
+                .get("bench-counter")?
+                .map_or(0, |v| std::str::from_utf8(v.value()).unwrap().parse::<i64>().unwrap());
             table.insert("bench-counter", (current + 1).to_string().as_bytes())?;
         }
         txn.commit()?;

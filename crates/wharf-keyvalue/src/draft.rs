@@ -91,7 +91,11 @@ impl atomics::Host for KeyValue<'_> {
 }
 
 impl batch::Host for KeyValue<'_> {
-    async fn get_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<(String, Vec<u8>)>>> {
         let b = self.bucket(&bucket)?;
         let values = b.store.get_many(&b.name, &keys).await;
         Ok(other(values.map(|values| keys.into_iter().zip(values).map(|(k, v)| Some((k, v?))).collect())))

@@ -98,7 +98,11 @@ impl atomics::HostCas for KeyValue<'_> {
 }
 
 impl batch::Host for KeyValue<'_> {
-    async fn get_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         let b = self.bucket(&bucket)?;
         let values = b.store.get_many(&b.name, &keys).await;
         Ok(convert(values.map(|values| keys.into_iter().zip(values).collect()).map_err(Into::into)))

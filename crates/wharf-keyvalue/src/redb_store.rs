@@ -65,7 +65,7 @@ impl RedbStore {
 
     /// Runs `f` on a blocking thread with the open database.
     async fn blocking<R: Send + 'static>(
-        self: &Self,
+        &self,
         f: impl FnOnce(&Database) -> Result<R, redb::Error> + Send + 'static,
     ) -> StoreResult<R> {
         let db = self.database()?;
@@ -164,19 +164,17 @@ impl Backend for RedbStore {
     fn increment<'a>(&'a self, bucket: &'a str, key: &'a str, delta: i64) -> BoxFuture<'a, StoreResult<i64>> {
         let key = key.to_owned();
         Box::pin(async move {
-            let result = self
-                .write(bucket, move |t| {
-                    let current = t.get(key.as_str())?.map(|v| v.value().to_vec());
-                    match add_to_counter(&key, current.as_deref(), delta) {
-                        Ok(new) => {
-                            t.insert(key.as_str(), new.to_string().as_bytes())?;
-                            Ok((true, Ok(new)))
-                        }
-                        Err(e) => Ok((false, Err(e))),
+            self.write(bucket, move |t| {
+                let current = t.get(key.as_str())?.map(|v| v.value().to_vec());
+                match add_to_counter(&key, current.as_deref(), delta) {
+                    Ok(new) => {
+                        t.insert(key.as_str(), new.to_string().as_bytes())?;
+                        Ok((true, Ok(new)))
                     }
-                })
-                .await?;
-            result
+                    Err(e) => Ok((false, Err(e))),
+                }
+            })
+            .await?
         })
     }
 

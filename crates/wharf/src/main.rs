@@ -21,6 +21,8 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per process; boxing the sandbox flags would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     Run(commands::run::RunCommand),
     Compile(commands::compile::CompileCommand),

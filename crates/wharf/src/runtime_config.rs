@@ -50,6 +50,7 @@ pub fn stores(file: Option<&Path>) -> anyhow::Result<Stores> {
         }
     }
     let default_path = crate::dirs::data_dir().join("keyvalue").join("default.redb");
-    Stores::new(&configs, default_path)
-        .map_err(|e| BadInput(format!("in runtime config {}: {e}", file.map(|f| f.display().to_string()).unwrap_or_default())).into())
+    Stores::new(&configs, default_path).map_err(|e| {
+        BadInput(format!("in runtime config {}: {e}", file.map(|f| f.display().to_string()).unwrap_or_default())).into()
+    })
 }

@@ -135,7 +135,8 @@ fn concurrently(kv: &Kv, n: usize, args: &[&str]) -> Vec<String> {
 fn concurrent_counters(kv: &Kv) {
     concurrently(kv, 8, &["incr", "b", "hits", "1000"]);
     assert_eq!(kv.get("hits"), "8000");
-    let retries: u64 = concurrently(kv, 8, &["cas", "b", "cas-hits", "100"]).iter().map(|r| r.trim().parse::<u64>().unwrap()).sum();
+    let retries: u64 =
+        concurrently(kv, 8, &["cas", "b", "cas-hits", "100"]).iter().map(|r| r.trim().parse::<u64>().unwrap()).sum();
     assert_eq!(kv.get("cas-hits"), "800", "after {retries} CAS retries");
 }
 
