@@ -250,6 +250,34 @@ mod tests {
     }
 
     #[test]
+    fn keyvalue_and_config_grants_merge_by_name() {
+        let file = Policy::from_toml(
+            "keyvalue = [\"a\", \"b=shared\"]\nconfig = [\"k=file\", \"x=1\"]\nconfig_env = [\"token=TOKEN\"]",
+            Path::new("."),
+        )
+        .unwrap();
+        let flags = Policy {
+            keyvalue: vec![KvGrant::parse("b").unwrap()],
+            config: vec![ConfigGrant::parse_value("k=flag").unwrap()],
+            ..Policy::default()
+        };
+        let merged = file.merge(flags);
+        let kv: Vec<_> = merged.keyvalue.iter().map(|g| (g.bucket.as_str(), g.store.as_str())).collect();
+        assert_eq!(kv, [("a", "default"), ("b", "default")]);
+        let config: Vec<_> = merged.config.iter().map(|g| (g.key.as_str(), &g.source)).collect();
+        assert_eq!(
+            config,
+            [
+                ("x", &ConfigSource::Value("1".into())),
+                ("token", &ConfigSource::Env("TOKEN".into())),
+                ("k", &ConfigSource::Value("flag".into()))
+            ]
+        );
+        let err = Policy::from_toml("keyvalue = [\"a/b\"]", Path::new(".")).unwrap_err();
+        assert!(err.to_string().starts_with("invalid kv `a/b`"), "{err}");
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let err = Policy::from_toml("max_memory = \"lots\"", Path::new(".")).unwrap_err();
         assert!(err.to_string().starts_with("invalid max-memory `lots`"), "{err}");
