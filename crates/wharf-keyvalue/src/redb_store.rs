@@ -41,8 +41,10 @@ impl RedbStore {
         &self.path
     }
 
+    /// The guest learns the store and the cause; the file's path goes only to wharf's log.
     fn error(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
-        StoreError::new(format!("redb store `{}` ({}): {what}: {e}", self.name, self.path.display()))
+        tracing::error!(store = %self.name, path = %self.path.display(), "key-value store failed: {what}: {e}");
+        StoreError::new(format!("redb store `{}`: {what}: {e}", self.name))
     }
 
     fn database(&self) -> StoreResult<Arc<Database>> {

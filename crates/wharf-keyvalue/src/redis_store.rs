@@ -52,12 +52,14 @@ impl RedisStore {
         &self.url
     }
 
+    /// The guest learns the store and the cause; the URL goes only to wharf's log.
     fn error(&self, e: redis::RedisError) -> StoreError {
-        let error = StoreError::new(format!("redis store `{}` ({}): {e}", self.name, self.url));
         if e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout() || e.is_io_error() {
             tracing::error!(store = %self.name, url = %self.url, "key-value store unavailable: {e}");
+        } else {
+            tracing::debug!(store = %self.name, url = %self.url, "key-value store error: {e}");
         }
-        error
+        StoreError::new(format!("redis store `{}`: {e}", self.name))
     }
 
     async fn connection(&self) -> StoreResult<ConnectionManager> {
