@@ -2,47 +2,12 @@
 use wasmtime::component::Resource;
 
 use crate::bindings::draft::wasi::keyvalue::{atomics, batch, store};
-use crate::{Bucket, KeyValue, KvError, StoreError};
+use crate::{Bucket, KeyValue};
 
-type Result<T> = wasmtime::Result<std::result::Result<T, store::Error>>;
-
-fn convert<T>(result: std::result::Result<T, KvError>) -> std::result::Result<T, store::Error> {
-    result.map_err(|e| match e {
-        KvError::AccessDenied => store::Error::AccessDenied,
-        KvError::Other(message) => store::Error::Other(message),
-    })
-}
-
-fn other<T>(result: std::result::Result<T, StoreError>) -> std::result::Result<T, store::Error> {
-    result.map_err(|e| store::Error::Other(e.0))
-}
-
-impl store::Host for KeyValue<'_> {
-    async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>> {
-        Ok(convert(KeyValue::open(self, identifier)))
-    }
-}
+version_common!();
 
 impl store::HostBucket for KeyValue<'_> {
-    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Result<Option<Vec<u8>>> {
-        let b = self.bucket(&bucket)?;
-        Ok(other(b.store.get(&b.name, &key).await))
-    }
-
-    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Result<()> {
-        let b = self.bucket(&bucket)?;
-        Ok(other(b.store.set(&b.name, &key, &value).await))
-    }
-
-    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<()> {
-        let b = self.bucket(&bucket)?;
-        Ok(other(b.store.delete(&b.name, &key).await))
-    }
-
-    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool> {
-        let b = self.bucket(&bucket)?;
-        Ok(other(b.store.exists(&b.name, &key).await))
-    }
+    bucket_methods!();
 
     /// Every key from offset `cursor` on, sorted, in one response (this draft's cursor is a
     /// number, which cannot carry the backends' cursors).
@@ -68,11 +33,6 @@ impl store::HostBucket for KeyValue<'_> {
         let skip = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX).min(keys.len());
         keys.drain(..skip);
         Ok(Ok(store::KeyResponse { keys, cursor: None }))
-    }
-
-    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
-        self.table.delete(bucket)?;
-        Ok(())
     }
 }
 
@@ -101,13 +61,5 @@ impl batch::Host for KeyValue<'_> {
         Ok(other(values.map(|values| keys.into_iter().zip(values).map(|(k, v)| Some((k, v?))).collect())))
     }
 
-    async fn set_many(&mut self, bucket: Resource<Bucket>, key_values: Vec<(String, Vec<u8>)>) -> Result<()> {
-        let b = self.bucket(&bucket)?;
-        Ok(other(b.store.set_many(&b.name, &key_values).await))
-    }
-
-    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Result<()> {
-        let b = self.bucket(&bucket)?;
-        Ok(other(b.store.delete_many(&b.name, &keys).await))
-    }
+    batch_writes!();
 }

@@ -2,60 +2,24 @@
 use wasmtime::component::Resource;
 
 use crate::bindings::draft2::wasi::keyvalue::{atomics, batch, store};
-use crate::{Bucket, Cas, KeyValue, KvError};
+use crate::{Bucket, Cas, KeyValue};
 
-type Result<T, E = store::Error> = wasmtime::Result<std::result::Result<T, E>>;
-
-fn convert<T>(result: std::result::Result<T, KvError>) -> std::result::Result<T, store::Error> {
-    result.map_err(|e| match e {
-        KvError::AccessDenied => store::Error::AccessDenied,
-        KvError::Other(message) => store::Error::Other(message),
-    })
-}
-
-impl store::Host for KeyValue<'_> {
-    async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>> {
-        Ok(convert(KeyValue::open(self, identifier)))
-    }
-}
+version_common!();
 
 impl store::HostBucket for KeyValue<'_> {
-    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Result<Option<Vec<u8>>> {
-        let b = self.bucket(&bucket)?;
-        Ok(convert(b.store.get(&b.name, &key).await.map_err(Into::into)))
-    }
-
-    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Result<()> {
-        let b = self.bucket(&bucket)?;
-        Ok(convert(b.store.set(&b.name, &key, &value).await.map_err(Into::into)))
-    }
-
-    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<()> {
-        let b = self.bucket(&bucket)?;
-        Ok(convert(b.store.delete(&b.name, &key).await.map_err(Into::into)))
-    }
-
-    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool> {
-        let b = self.bucket(&bucket)?;
-        Ok(convert(b.store.exists(&b.name, &key).await.map_err(Into::into)))
-    }
+    bucket_methods!();
 
     async fn list_keys(&mut self, bucket: Resource<Bucket>, cursor: Option<String>) -> Result<store::KeyResponse> {
         let b = self.bucket(&bucket)?;
         let page = b.store.list_keys(&b.name, cursor.as_deref()).await;
-        Ok(convert(page.map(|p| store::KeyResponse { keys: p.keys, cursor: p.cursor }).map_err(Into::into)))
-    }
-
-    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
-        self.table.delete(bucket)?;
-        Ok(())
+        Ok(other(page.map(|p| store::KeyResponse { keys: p.keys, cursor: p.cursor })))
     }
 }
 
 impl atomics::Host for KeyValue<'_> {
     async fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: i64) -> Result<i64> {
         let b = self.bucket(&bucket)?;
-        Ok(convert(b.store.increment(&b.name, &key, delta).await.map_err(Into::into)))
+        Ok(other(b.store.increment(&b.name, &key, delta).await))
     }
 
     async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> Result<(), atomics::CasError> {
@@ -105,16 +69,8 @@ impl batch::Host for KeyValue<'_> {
     ) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         let b = self.bucket(&bucket)?;
         let values = b.store.get_many(&b.name, &keys).await;
-        Ok(convert(values.map(|values| keys.into_iter().zip(values).collect()).map_err(Into::into)))
+        Ok(other(values.map(|values| keys.into_iter().zip(values).collect())))
     }
 
-    async fn set_many(&mut self, bucket: Resource<Bucket>, key_values: Vec<(String, Vec<u8>)>) -> Result<()> {
-        let b = self.bucket(&bucket)?;
-        Ok(convert(b.store.set_many(&b.name, &key_values).await.map_err(Into::into)))
-    }
-
-    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Result<()> {
-        let b = self.bucket(&bucket)?;
-        Ok(convert(b.store.delete_many(&b.name, &keys).await.map_err(Into::into)))
-    }
+    batch_writes!();
 }

@@ -34,6 +34,72 @@
 //! # let _ = state;
 //! # Ok::<(), wasmtime::Error>(())
 //! ```
+/// What both versions' bindings share, given the version's `store` module in scope: error
+/// conversions and `open`.
+macro_rules! version_common {
+    () => {
+        type Result<T, E = store::Error> = wasmtime::Result<std::result::Result<T, E>>;
+
+        fn other<T>(result: crate::StoreResult<T>) -> std::result::Result<T, store::Error> {
+            result.map_err(|e| store::Error::Other(e.0))
+        }
+
+        impl store::Host for KeyValue<'_> {
+            async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>> {
+                Ok(KeyValue::open(self, identifier).map_err(|e| match e {
+                    crate::KvError::AccessDenied => store::Error::AccessDenied,
+                    crate::KvError::Other(message) => store::Error::Other(message),
+                }))
+            }
+        }
+    };
+}
+
+/// The `bucket` methods both versions share (all but `list-keys`).
+macro_rules! bucket_methods {
+    () => {
+        async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Result<Option<Vec<u8>>> {
+            let b = self.bucket(&bucket)?;
+            Ok(other(b.store.get(&b.name, &key).await))
+        }
+
+        async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Result<()> {
+            let b = self.bucket(&bucket)?;
+            Ok(other(b.store.set(&b.name, &key, &value).await))
+        }
+
+        async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<()> {
+            let b = self.bucket(&bucket)?;
+            Ok(other(b.store.delete(&b.name, &key).await))
+        }
+
+        async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool> {
+            let b = self.bucket(&bucket)?;
+            Ok(other(b.store.exists(&b.name, &key).await))
+        }
+
+        async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+            self.table.delete(bucket)?;
+            Ok(())
+        }
+    };
+}
+
+/// The batch writes both versions share (`get-many` differs in shape).
+macro_rules! batch_writes {
+    () => {
+        async fn set_many(&mut self, bucket: Resource<Bucket>, key_values: Vec<(String, Vec<u8>)>) -> Result<()> {
+            let b = self.bucket(&bucket)?;
+            Ok(other(b.store.set_many(&b.name, &key_values).await))
+        }
+
+        async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Result<()> {
+            let b = self.bucket(&bucket)?;
+            Ok(other(b.store.delete_many(&b.name, &keys).await))
+        }
+    };
+}
+
 mod backend;
 mod draft;
 mod draft2;
