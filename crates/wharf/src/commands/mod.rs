@@ -2,6 +2,7 @@
 pub mod cache;
 pub mod compile;
 pub mod run;
+pub mod serve;
 
 use wharf_host::{CompileCache, EngineOptions, Host, WharfEngine};
 

@@ -4,11 +4,12 @@ mod bad_input;
 mod cache;
 mod run;
 mod sandbox;
+mod serve;
 mod util;
 
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
-use self::{bad_input::*, cache::*, run::*, sandbox::*};
+use self::{bad_input::*, cache::*, run::*, sandbox::*, serve::*};
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
         #[allow(unused_imports)]
