@@ -2,6 +2,7 @@
 //! `crates/test-programs`.
 mod bad_input;
 mod cache;
+mod hostile;
 mod run;
 mod sandbox;
 mod serve;
@@ -9,7 +10,7 @@ mod util;
 
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
-use self::{bad_input::*, cache::*, run::*, sandbox::*, serve::*};
+use self::{bad_input::*, cache::*, hostile::*, run::*, sandbox::*, serve::*};
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
         #[allow(unused_imports)]
