@@ -20,6 +20,7 @@ mod cache;
 mod engine;
 mod host;
 pub mod policy;
+pub mod provides;
 mod sandbox;
 
 pub use cache::{CacheStatus, CompileCache};

@@ -8,6 +8,7 @@ use crate::registry::Pulled;
 
 /// A summary of one artifact, serialized as-is by `wharf inspect --json`.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Description {
     /// The reference or file it was read from.
     pub reference: String,
@@ -54,9 +55,9 @@ pub struct LayerInfo {
     pub title: Option<String>,
 }
 
-/// Describes an artifact; `manifest_size` is the size of the manifest bytes.
+/// Describes an artifact.
 /// A config that is not a Wasm config (older tools) leaves the world unknown.
-pub fn describe(reference: &str, pulled: &Pulled, manifest_size: u64) -> Description {
+pub fn describe(reference: &str, pulled: &Pulled) -> Description {
     let manifest: &Manifest = &pulled.manifest;
     let config: Option<WasmConfig> = serde_json::from_slice(&pulled.config_bytes).ok();
     let layer = |d: &crate::Descriptor| LayerInfo {
@@ -72,7 +73,7 @@ pub fn describe(reference: &str, pulled: &Pulled, manifest_size: u64) -> Descrip
         manifest: LayerInfo {
             media_type: manifest.media_type.clone().unwrap_or_else(|| crate::MANIFEST_MEDIA_TYPE.into()),
             digest: pulled.manifest_digest.clone(),
-            size: manifest_size,
+            size: pulled.manifest_size,
             title: None,
         },
         config: layer(&manifest.config),

@@ -65,6 +65,8 @@ pub struct Pulled {
     pub index_digest: Option<String>,
     /// The manifest.
     pub manifest: Manifest,
+    /// The size of the manifest bytes.
+    pub manifest_size: u64,
     /// The config blob (normally `application/vnd.wasm.config.v0+json`).
     pub config_bytes: Vec<u8>,
 }
@@ -88,7 +90,8 @@ impl Pulled {
         }
         let manifest = parse_manifest(&bytes, &label)?;
         let config_bytes = layout.read_blob(&manifest.config.digest)?;
-        Ok(Pulled { manifest_digest: entry.digest, index_digest, manifest, config_bytes })
+        let manifest_size = bytes.len() as u64;
+        Ok(Pulled { manifest_digest: entry.digest, index_digest, manifest, manifest_size, config_bytes })
     }
 }
 
@@ -167,17 +170,7 @@ impl Registry {
     ) -> Result<Pulled, Error> {
         let label = reference.whole();
         self.authenticate(reference, credential, RegistryOperation::Pull).await?;
-        let (mut bytes, mut digest) = self.fetch_manifest(reference).await?;
-        let mut index = None;
-        let mut media_type = media_type_of(&bytes);
-        if let Some(parsed) = parse_index(&media_type, &bytes, &label)? {
-            let entry = choose_wasm_entry(&parsed, &label)?;
-            tracing::debug!(index = %digest, entry = %entry.digest, "resolved image index");
-            index = Some((digest, bytes));
-            (bytes, digest) = self.fetch_manifest(&reference.clone_with_digest(entry.digest.clone())).await?;
-            media_type = entry.media_type;
-        }
-        let manifest = parse_manifest(&bytes, &label)?;
+        let Resolved { bytes, digest, media_type, index, manifest } = self.resolve(reference).await?;
 
         // Stage every missing blob, verified, before anything becomes visible.
         let mut wanted = vec![&manifest.config];
@@ -213,7 +206,47 @@ impl Registry {
         }
         layout.set_ref(&label, &tagged)?;
         let config_bytes = layout.read_blob(&manifest.config.digest)?;
-        Ok(Pulled { manifest_digest: digest, index_digest, manifest, config_bytes })
+        Ok(Pulled { manifest_digest: digest, index_digest, manifest, manifest_size: bytes.len() as u64, config_bytes })
+    }
+
+    /// Reads the manifest and config of `reference` without storing anything (for `inspect`).
+    pub async fn fetch(&self, reference: &Reference, credential: &Credential) -> Result<Pulled, Error> {
+        self.authenticate(reference, credential, RegistryOperation::Pull).await?;
+        let Resolved { bytes, digest, index, manifest, .. } = self.resolve(reference).await?;
+        let mut config_bytes = Vec::new();
+        let mut stream = self
+            .client
+            .pull_blob_stream(reference, manifest.config.digest.as_str())
+            .await
+            .map_err(|e| map_error(reference, e))?
+            .stream;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::Registry { reference: reference.whole(), detail: e.to_string() })?;
+            config_bytes.extend_from_slice(&chunk);
+            if config_bytes.len() as u64 > manifest.config.size {
+                break;
+            }
+        }
+        crate::digest::verify(&format!("config of {}", reference.whole()), &manifest.config.digest, &config_bytes)?;
+        let index_digest = index.map(|(digest, _)| digest);
+        Ok(Pulled { manifest_digest: digest, index_digest, manifest, manifest_size: bytes.len() as u64, config_bytes })
+    }
+
+    /// Fetches the manifest, following an image index to its Wasm entry.
+    async fn resolve(&self, reference: &Reference) -> Result<Resolved, Error> {
+        let label = reference.whole();
+        let (mut bytes, mut digest) = self.fetch_manifest(reference).await?;
+        let mut index = None;
+        let mut media_type = media_type_of(&bytes);
+        if let Some(parsed) = parse_index(&media_type, &bytes, &label)? {
+            let entry = choose_wasm_entry(&parsed, &label)?;
+            tracing::debug!(index = %digest, entry = %entry.digest, "resolved image index");
+            index = Some((digest, bytes));
+            (bytes, digest) = self.fetch_manifest(&reference.clone_with_digest(entry.digest.clone())).await?;
+            media_type = entry.media_type;
+        }
+        let manifest = parse_manifest(&bytes, &label)?;
+        Ok(Resolved { bytes, digest, media_type, index, manifest })
     }
 
     /// Fetches a manifest or index; oci-client checks it against the digest header and the
@@ -284,6 +317,16 @@ impl Registry {
         let detail = failure.unwrap_or_else(|| format!("blob {expected}: got {received} of {} bytes", descriptor.size));
         Err(Error::Registry { reference: reference.whole(), detail })
     }
+}
+
+/// A manifest as fetched, with the index it came from.
+struct Resolved {
+    bytes: Vec<u8>,
+    digest: String,
+    media_type: String,
+    /// `(digest, bytes)` of the index, if the reference named one.
+    index: Option<(String, Vec<u8>)>,
+    manifest: Manifest,
 }
 
 fn media_type_of(bytes: &[u8]) -> String {
@@ -380,6 +423,10 @@ fn map_error(reference: &Reference, error: OciDistributionError) -> Error {
             Error::Auth { registry, detail: one_line(&message).unwrap_or_else(|| "forbidden".into()) }
         }
         OciDistributionError::ServerError { code: 404, .. } => not_found(),
+        OciDistributionError::RequestError(e) if e.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) => {
+            Error::Auth { registry, detail: e.status().map(|s| s.to_string()).unwrap_or_default() }
+        }
+        OciDistributionError::RequestError(e) if e.status().is_some_and(|s| s.as_u16() == 404) => not_found(),
         OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError { expected, actual }) => {
             Error::DigestMismatch { what: reference.whole(), expected, actual }
         }

@@ -2,13 +2,15 @@
 //! `crates/test-programs`.
 mod bad_input;
 mod cache;
+mod oci;
+mod registry;
 mod run;
 mod sandbox;
 mod util;
 
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
-use self::{bad_input::*, cache::*, run::*, sandbox::*};
+use self::{bad_input::*, cache::*, oci::*, run::*, sandbox::*};
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
         #[allow(unused_imports)]
