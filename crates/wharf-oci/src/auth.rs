@@ -93,10 +93,10 @@ fn from_config_file(path: &Path, registry: &str) -> Result<Option<Credential>, E
     if let Some(helper) = keys.iter().find_map(|k| config.cred_helpers.get(k)) {
         return run_helper(helper, registry);
     }
-    if let Some((_, entry)) = config.auths.iter().find(|(k, _)| keys.contains(&normalize(k))) {
-        if let Some(credential) = decode_entry(path, entry)? {
-            return Ok(Some(credential));
-        }
+    if let Some((_, entry)) = config.auths.iter().find(|(k, _)| keys.contains(&normalize(k)))
+        && let Some(credential) = decode_entry(path, entry)?
+    {
+        return Ok(Some(credential));
     }
     match &config.creds_store {
         Some(store) => run_helper(store, registry),

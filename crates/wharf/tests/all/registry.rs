@@ -77,10 +77,10 @@ impl TestRegistry {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if let Ok(response) = http(&self.host, "GET", "/v2/", None, &[]) {
-                if response.status == 200 || response.status == 401 {
-                    return true;
-                }
+            if let Ok(response) = http(&self.host, "GET", "/v2/", None, &[])
+                && (response.status == 200 || response.status == 401)
+            {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
