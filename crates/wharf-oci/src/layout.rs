@@ -56,7 +56,13 @@ impl Layout {
 
     /// Opens an existing layout (e.g. one written by `skopeo copy ... oci:DIR`) for reading.
     pub fn open(root: &Path) -> Result<Layout, Error> {
-        let text = fs::read_to_string(root.join(LAYOUT_FILE)).map_err(|e| io(&root.join(LAYOUT_FILE), e))?;
+        let text = match fs::read_to_string(root.join(LAYOUT_FILE)) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Layout { path: root.into(), reason: "it has no `oci-layout` file".into() });
+            }
+            Err(e) => return Err(io(&root.join(LAYOUT_FILE), e)),
+        };
         if !text.contains("imageLayoutVersion") {
             return Err(Error::Layout { path: root.into(), reason: "`oci-layout` has no imageLayoutVersion".into() });
         }

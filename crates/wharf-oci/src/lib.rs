@@ -134,7 +134,7 @@ pub enum Error {
     #[error("credentials: {0}")]
     Credentials(String),
     /// A file system operation failed.
-    #[error("{path}: {source}")]
+    #[error("cannot access {path}")]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -142,7 +142,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// JSON that does not parse as the expected document.
-    #[error("{what}: invalid JSON: {source}")]
+    #[error("{what}: invalid JSON")]
     Json {
         /// The document.
         what: String,

@@ -41,9 +41,10 @@ pub enum Source {
 /// registry is never implied, so a typo does not go to Docker Hub).
 pub fn parse_source(input: &str) -> anyhow::Result<Source> {
     if let Some(rest) = input.strip_prefix("oci:") {
-        let (dir, name) = match rest.rsplit_once(':') {
-            Some((dir, name)) if !name.contains('/') => (dir, Some(name.to_string())),
-            _ => (rest, None),
+        // Like skopeo: the directory ends at the first `:`, so a name may hold `:` and `/`.
+        let (dir, name) = match rest.split_once(':') {
+            Some((dir, name)) => (dir, Some(name.to_string())),
+            None => (rest, None),
         };
         return Ok(Source::Layout { dir: dir.into(), name });
     }

@@ -235,6 +235,13 @@ fn skopeo_interop() {
     skopeo(&["copy", "--dest-tls-verify=false", &oci, &format!("docker://{}", registry.reference("copied:v1"))]);
     let pulled = env.run(&["pull", "--insecure", host, &registry.reference("copied:v1")]).expect_code(0);
     assert_eq!(digest_of(&pulled.stdout), digest);
+
+    // skopeo reads wharf's store (tags are full references there), and so does wharf.
+    let stored = format!("oci:{}:{}", env.store().display(), registry.reference("copied:v1"));
+    let out = Command::new("skopeo").args(["inspect", "--raw", &stored]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sha256(&out.stdout), digest);
+    assert_eq!(inspect_json(&env, &[&stored])["manifest"]["digest"], digest.as_str());
 }
 
 /// Content another tool might have pushed: legacy layer type, an extra layer, a foreign config,
@@ -328,4 +335,30 @@ fn tampered_blob_is_refused_and_nothing_is_stored() {
     std::fs::write(stored, bytes).unwrap();
     let out = env.run(&["run", "--pull=never", &good_ref]).expect_code(2);
     assert_one_clean_error(&out, "digest mismatch");
+}
+
+#[test]
+fn oci_bad_input_is_one_line_and_exit_2() {
+    let env = Env::new();
+    let not_wasm = env.data.path().join("notes.txt");
+    std::fs::write(&not_wasm, "hello").unwrap();
+    let not_wasm = not_wasm.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["push", not_wasm, "127.0.0.1:1/x:v1"], "is not a WebAssembly file"),
+        (vec!["push", "-a", "novalue", CLI_ECHO, "127.0.0.1:1/x:v1"], "expected KEY=VALUE"),
+        (vec!["push", CLI_ECHO, "127.0.0.1:1/UPPER:v1"], "invalid reference"),
+        (vec!["pull", "just-a-name"], "not a reference"),
+        (vec!["inspect", "oci:/no/such/layout:v1"], "not a usable OCI image layout"),
+        (vec!["run", "oci:/no/such/layout"], "not a usable OCI image layout"),
+        (vec!["login", "-u", "me", "not a host/x"], "is not a registry host"),
+    ] {
+        let out = env.run(&args).expect_code(2);
+        assert_one_clean_error(&out, needle);
+    }
+    let mut cmd = env.wharf(&["push", CLI_ECHO, "127.0.0.1:1/x:v1"]);
+    cmd.env("SOURCE_DATE_EPOCH", "yesterday");
+    assert_one_clean_error(&run(cmd).expect_code(2), "SOURCE_DATE_EPOCH");
+    // Nothing listens on port 1: a transport failure, exit 1, still one line.
+    let out = env.run(&["pull", "--insecure", "127.0.0.1:1", "127.0.0.1:1/x:v1"]).expect_code(1);
+    assert_one_clean_error(&out, "127.0.0.1:1/x:v1");
 }
