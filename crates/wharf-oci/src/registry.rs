@@ -430,11 +430,29 @@ fn map_error(reference: &Reference, error: OciDistributionError) -> Error {
         OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError { expected, actual }) => {
             Error::DigestMismatch { what: reference.whole(), expected, actual }
         }
-        other => Error::Registry {
-            reference: reference.whole(),
-            detail: one_line(&format!("{other:#}")).unwrap_or_default(),
-        },
+        other => Error::Registry { reference: reference.whole(), detail: chain(&other) },
     }
+}
+
+/// An error and its sources on one line, with a hint when TLS met a plain-HTTP server.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    let mut line = one_line(&parts.join(": ")).unwrap_or_default();
+    if line.contains("InvalidContentType")
+        || line.contains("invalid peer certificate")
+        || line.contains("corrupt message")
+    {
+        line += " (for a plain-HTTP registry, pass --insecure HOST or write the reference as http://...)";
+    }
+    line
 }
 
 fn one_line(text: &str) -> Option<String> {
