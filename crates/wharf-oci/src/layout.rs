@@ -4,7 +4,7 @@
 //! Blobs are content-addressed and deduplicated. A blob becomes visible under its digest only
 //! after its bytes were hashed and matched, and only by an atomic rename of a synced temp file
 //! from `.wharf-tmp/` (inside the layout, so the rename never crosses file systems); a crash
-//! leaves at most a stray temp file that nothing trusts. `index.json` is rewritten the same way
+//! leaves at most a stray temp file that nothing trusts, removed a day later. `index.json` is rewritten the same way
 //! under an exclusive lock, so concurrent pulls do not lose each other's tags.
 //!
 //! [OCI image layout]: https://github.com/opencontainers/image-spec/blob/main/image-layout.md
@@ -51,7 +51,23 @@ impl Layout {
         if !root.join(LAYOUT_FILE).exists() {
             layout.write_atomically(&root.join(LAYOUT_FILE), LAYOUT_JSON.as_bytes())?;
         }
+        layout.sweep_stale_temp_files();
         Ok(layout)
+    }
+
+    /// Removes temp files an interrupted pull left behind (older than a day, so a pull running
+    /// in another process is never disturbed). Best effort: failures are only logged.
+    fn sweep_stale_temp_files(&self) {
+        const STALE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+        let Ok(entries) = fs::read_dir(self.tmp_dir()) else { return };
+        for entry in entries.flatten() {
+            let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if age.is_some_and(|age| age > STALE)
+                && let Err(e) = fs::remove_file(entry.path())
+            {
+                tracing::debug!(path = %entry.path().display(), "cannot remove a stale temp file: {e}");
+            }
+        }
     }
 
     /// Opens an existing layout (e.g. one written by `skopeo copy ... oci:DIR`) for reading.
