@@ -362,3 +362,33 @@ fn oci_bad_input_is_one_line_and_exit_2() {
     let out = env.run(&["pull", "--insecure", "127.0.0.1:1", "127.0.0.1:1/x:v1"]).expect_code(1);
     assert_one_clean_error(&out, "127.0.0.1:1/x:v1");
 }
+
+#[test]
+fn interrupted_pull_stores_nothing() {
+    let env = Env::new();
+    let wasm = std::fs::read(CLI_ECHO).unwrap();
+    let config = br#"{"architecture":"wasm","os":"wasip2","layerDigests":[]}"#.to_vec();
+    let (layer_digest, config_digest) = (sha256(&wasm), sha256(&config));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/wasm","digest":"{layer_digest}","size":{}}}]}}"#,
+        config.len(),
+        wasm.len()
+    );
+    let half = wasm.len() / 2;
+    let registry = crate::registry::FakeRegistry::start(vec![
+        (
+            "/v2/cut/manifests/v1".into(),
+            "application/vnd.oci.image.manifest.v1+json".into(),
+            manifest.clone().into_bytes(),
+            manifest.len(),
+        ),
+        (format!("/v2/cut/blobs/{config_digest}"), "application/octet-stream".into(), config.clone(), config.len()),
+        (format!("/v2/cut/blobs/{layer_digest}"), "application/octet-stream".into(), wasm, half),
+    ]);
+    let reference = format!("{}/cut:v1", registry.host);
+    let out = env.run(&["pull", "--insecure", &registry.host, &reference]).expect_code(1);
+    assert_one_clean_error(&out, &reference);
+    assert_eq!(env.stored_blobs(), 0, "not even the complete config blob is kept");
+    assert!(!env.store().join("index.json").exists());
+    assert_eq!(std::fs::read_dir(env.store().join(".wharf-tmp")).unwrap().count(), 0);
+}

@@ -177,3 +177,52 @@ pub fn http(
     let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().into(), v.trim().into())).collect();
     Ok(Response { status, headers, body: response[body_start..].to_vec() })
 }
+
+/// A hand-written registry that serves fixed responses, for misbehaviour a real one will not
+/// produce (a connection cut mid-blob). Each route is `(path, content type, body, bytes to
+/// actually send before hanging up)`.
+pub struct FakeRegistry {
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+}
+
+impl FakeRegistry {
+    /// Serves `routes` (and `200 {}` for `/v2/`) until the test process ends.
+    pub fn start(routes: Vec<(String, String, Vec<u8>, usize)>) -> FakeRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split(' ').nth(1).unwrap_or("/").to_string();
+                let route = routes.iter().find(|(p, ..)| *p == path);
+                let (status, content_type, body, send) = match route {
+                    Some((_, content_type, body, send)) => ("200 OK", content_type.as_str(), body.as_slice(), *send),
+                    None if path == "/v2/" => ("200 OK", "application/json", &b"{}"[..], 2),
+                    None => (
+                        "404 Not Found",
+                        "application/json",
+                        &br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}"#[..],
+                        63,
+                    ),
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body[..send.min(body.len())]);
+            }
+        });
+        FakeRegistry { host }
+    }
+}
