@@ -188,7 +188,9 @@ pub fn build(name: &str, wasm: Vec<u8>, options: &BuildOptions) -> Result<Artifa
         component,
     };
     let config_bytes = to_json(&config);
-    let mut annotations = BTreeMap::from([(CREATED_ANNOTATION.to_string(), created)]);
+    // Standard annotations from the component's metadata; the caller's own win.
+    let mut annotations = crate::metadata::annotations(&wasm);
+    annotations.insert(CREATED_ANNOTATION.to_string(), created);
     annotations.extend(options.annotations.clone());
     let manifest = Manifest {
         schema_version: 2,

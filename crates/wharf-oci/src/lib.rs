@@ -30,6 +30,7 @@ pub mod auth;
 mod describe;
 pub mod digest;
 mod layout;
+mod metadata;
 mod registry;
 pub mod wit;
 
