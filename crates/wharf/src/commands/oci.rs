@@ -52,7 +52,13 @@ pub fn parse_source(input: &str) -> anyhow::Result<Source> {
     if path.exists() || input.ends_with(".wasm") || input.starts_with(['.', '/']) || !input.contains('/') {
         return Ok(Source::File(path));
     }
-    Ok(Source::Registry(wharf_oci::parse_reference(input)?))
+    let reference = wharf_oci::parse_reference(input)?;
+    let bare = input.strip_prefix("http://").or_else(|| input.strip_prefix("https://")).unwrap_or(input);
+    if !bare.starts_with(&format!("{}/", reference.registry())) {
+        // `org/app` would mean Docker Hub; wharf wants the registry spelled out.
+        return Ok(Source::File(path));
+    }
+    Ok(Source::Registry(reference))
 }
 
 /// The local content store (an OCI image layout): `<data dir>/store`.

@@ -348,6 +348,8 @@ fn oci_bad_input_is_one_line_and_exit_2() {
         (vec!["push", "-a", "novalue", CLI_ECHO, "127.0.0.1:1/x:v1"], "expected KEY=VALUE"),
         (vec!["push", CLI_ECHO, "127.0.0.1:1/UPPER:v1"], "invalid reference"),
         (vec!["pull", "just-a-name"], "not a reference"),
+        (vec!["pull", "org/app:v1"], "not a reference"),
+        (vec!["run", "org/app:v1"], "cannot read org/app:v1: no such file"),
         (vec!["inspect", "oci:/no/such/layout:v1"], "not a usable OCI image layout"),
         (vec!["run", "oci:/no/such/layout"], "not a usable OCI image layout"),
         (vec!["login", "-u", "me", "not a host/x"], "is not a registry host"),
