@@ -12,6 +12,7 @@ pub const PROVIDED_PACKAGES: &[(&str, &str)] = &[
     ("wasi:cli", "0.2"),
     ("wasi:clocks", "0.2"),
     ("wasi:filesystem", "0.2"),
+    ("wasi:http", "0.2"),
     ("wasi:io", "0.2"),
     ("wasi:random", "0.2"),
     ("wasi:sockets", "0.2"),
@@ -45,7 +46,8 @@ mod tests {
         assert!(!provides("wasi:cli/environment@0.3.0"));
         assert!(!provides("wasi:cli/environment@0.20.0"));
         assert!(!provides("wasi:keyvalue/store@0.2.0-draft2"));
-        assert!(!provides("wasi:http/outgoing-handler@0.2.0"));
+        assert!(provides("wasi:http/outgoing-handler@0.2.0"));
+        assert!(!provides("wasi:blobstore/container@0.2.0-draft"));
         assert!(!provides("my-function"));
         assert_eq!(
             missing_imports(["wasi:cli/stdout@0.2.0", "wasi:config/store@0.2.0-rc.1", "x:y/z@1.0.0"]),

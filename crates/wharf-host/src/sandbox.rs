@@ -8,8 +8,11 @@ use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
 use crate::engine::WharfEngine;
-use crate::policy::{DirGrant, Policy, SocketGrants};
+use crate::outbound::OutboundHttp;
+use crate::policy::{DirGrant, NetRule, Policy, SocketGrants};
 
 /// Caps on things a policy does not mention, so that no guest can exhaust the host with
 /// tables or instances either.
@@ -36,6 +39,8 @@ pub enum SandboxError {
 pub enum Stdio {
     /// The host process's stdin, stdout and stderr (for `wharf run`).
     Inherit,
+    /// Closed stdin; stdout and stderr go to the host's (for servers).
+    InheritOutput,
     /// Closed stdin; output discarded.
     Null,
 }
@@ -47,6 +52,7 @@ pub struct Sandbox {
     env: Vec<(String, String)>,
     dirs: Vec<DirGrant>,
     sockets: Arc<SocketGrants>,
+    http_rules: Arc<[NetRule]>,
     max_memory: u64,
     timeout: Option<Duration>,
 }
@@ -63,6 +69,7 @@ impl Sandbox {
             env: policy.resolved_env(host_env),
             dirs: policy.dirs.clone(),
             sockets: Arc::new(SocketGrants::resolve(&policy.allow_net)),
+            http_rules: policy.allow_net.clone().into(),
             max_memory: policy.memory_limit(),
             timeout: policy.timeout,
         })
@@ -82,8 +89,10 @@ impl Sandbox {
     pub fn store(&self, engine: &WharfEngine, args: &[String], stdio: Stdio) -> Result<Store<HostState>, SandboxError> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(args).envs(&self.env);
-        if stdio == Stdio::Inherit {
-            wasi.inherit_stdio();
+        match stdio {
+            Stdio::Inherit => drop(wasi.inherit_stdio()),
+            Stdio::InheritOutput => drop(wasi.inherit_stdout().inherit_stderr()),
+            Stdio::Null => {}
         }
         for grant in &self.dirs {
             let perms = if grant.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
@@ -118,6 +127,8 @@ impl Sandbox {
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            outbound: OutboundHttp::new(self.http_rules.clone()),
             limits: Limits { inner: limits, memory_denied: false },
         };
         let mut store = Store::new(engine.engine(), state);
@@ -131,10 +142,12 @@ impl Sandbox {
     }
 }
 
-/// Per-instance host state: the WASI context, the resource table and the limiter.
+/// Per-instance host state: the WASI and wasi:http contexts, the resource table and the limiter.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    outbound: OutboundHttp,
     limits: Limits,
 }
 
@@ -148,6 +161,12 @@ impl HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
     }
 }
 

@@ -38,7 +38,11 @@ fn code_for(error: &anyhow::Error) -> u8 {
                 RunError::Host(_) => FAILURE,
             };
         }
-        if cause.is::<LoadError>() || cause.is::<PolicyError>() || cause.is::<SandboxError>() || cause.is::<BadInput>()
+        if cause.is::<LoadError>()
+            || cause.is::<PolicyError>()
+            || cause.is::<SandboxError>()
+            || cause.is::<BadInput>()
+            || cause.is::<wharf_http::ManifestError>()
         {
             return BAD_INPUT;
         }

@@ -36,6 +36,14 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
+    /// Whether any grant flag or `--policy` was given.
+    pub fn is_set(&self) -> bool {
+        !(self.env.is_empty() && self.dirs.is_empty() && self.allow_net.is_empty())
+            || self.max_memory.is_some()
+            || self.timeout.is_some()
+            || self.policy.is_some()
+    }
+
     /// The policy from `--policy` (if any) with the flags merged on top.
     pub fn to_policy(&self) -> anyhow::Result<Policy> {
         let file = match &self.policy {

@@ -7,6 +7,7 @@ pub mod oci;
 pub mod pull;
 pub mod push;
 pub mod run;
+pub mod serve;
 pub mod source;
 
 use wharf_host::{CompileCache, EngineOptions, Host, WharfEngine};

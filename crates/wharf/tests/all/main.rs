@@ -6,11 +6,12 @@ mod oci;
 mod registry;
 mod run;
 mod sandbox;
+mod serve;
 mod util;
 
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
-use self::{bad_input::*, cache::*, oci::*, run::*, sandbox::*};
+use self::{bad_input::*, cache::*, oci::*, run::*, sandbox::*, serve::*};
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
         #[allow(unused_imports)]
