@@ -23,7 +23,7 @@ storage:
 http:
   addr: $HOST
 YAML
-docker-registry serve "$WORK/registry.yml" 2>"$WORK/registry.log" &
+docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
 REGISTRY_PID=$!
 for _ in $(seq 100); do curl -fs "http://$HOST/v2/" >/dev/null && break; sleep 0.1; done
 
@@ -48,7 +48,7 @@ ls -l "$WORK/big.wasm"
 export WHARF_DATA_DIR=$WORK/wharf-data
 "$WHARF" push --insecure "$HOST" "$WORK/big.wasm" "$HOST/bench/big:v1"
 
-hyperfine --warmup 2 --runs 20 \
+hyperfine --warmup 2 --runs "${RUNS:-20}" \
     --prepare "rm -rf $WORK/wharf-data $WORK/skopeo-layout" \
     -n wharf "$WHARF pull --insecure $HOST $HOST/bench/big:v1" \
     -n skopeo "skopeo --insecure-policy copy -q --src-tls-verify=false docker://$HOST/bench/big:v1 oci:$WORK/skopeo-layout:v1"
