@@ -21,6 +21,7 @@ mod engine;
 mod host;
 mod outbound;
 pub mod policy;
+pub mod provides;
 mod sandbox;
 
 pub use cache::{CacheStatus, CompileCache};

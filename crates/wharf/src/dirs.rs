@@ -9,6 +9,15 @@ pub fn cache_dir() -> PathBuf {
     xdg("XDG_CACHE_HOME", ".cache").join("wharf")
 }
 
+/// Pulled artifacts and logins: `$WHARF_DATA_DIR`, else `$XDG_DATA_HOME/wharf`, else
+/// `~/.local/share/wharf`.
+pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WHARF_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    xdg("XDG_DATA_HOME", ".local/share").join("wharf")
+}
+
 fn xdg(var: &str, fallback: &str) -> PathBuf {
     match std::env::var_os(var).filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir),

@@ -46,6 +46,9 @@ fn code_for(error: &anyhow::Error) -> u8 {
         {
             return BAD_INPUT;
         }
+        if cause.downcast_ref::<wharf_oci::Error>().is_some_and(wharf_oci::Error::is_bad_input) {
+            return BAD_INPUT;
+        }
     }
     FAILURE
 }

@@ -26,6 +26,11 @@ enum Command {
     Compile(commands::compile::CompileCommand),
     #[command(subcommand)]
     Cache(commands::cache::CacheCommand),
+    Push(commands::push::PushCommand),
+    Pull(commands::pull::PullCommand),
+    Inspect(commands::inspect::InspectCommand),
+    Login(commands::login::LoginCommand),
+    Logout(commands::login::LogoutCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +50,11 @@ fn main() -> ExitCode {
             Command::Serve(cmd) => cmd.execute().await,
             Command::Compile(cmd) => cmd.execute(),
             Command::Cache(cmd) => cmd.execute(),
+            Command::Push(cmd) => cmd.execute().await,
+            Command::Pull(cmd) => cmd.execute().await,
+            Command::Inspect(cmd) => cmd.execute().await,
+            Command::Login(cmd) => cmd.execute(),
+            Command::Logout(cmd) => cmd.execute(),
         }
     });
     // Do not wait for guest I/O threads (e.g. a blocked stdin read) once the guest is done.

@@ -3,6 +3,8 @@
 mod bad_input;
 mod cache;
 mod hostile;
+mod oci;
+mod registry;
 mod run;
 mod sandbox;
 mod serve;
@@ -10,7 +12,7 @@ mod util;
 
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
-use self::{bad_input::*, cache::*, hostile::*, run::*, sandbox::*, serve::*};
+use self::{bad_input::*, cache::*, hostile::*, oci::*, run::*, sandbox::*, serve::*};
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
         #[allow(unused_imports)]

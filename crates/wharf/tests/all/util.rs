@@ -17,9 +17,15 @@ pub fn wharf(args: &[&str]) -> Command {
 
 /// `wharf ARGS` with its compile cache in `cache`.
 pub fn wharf_with_cache(cache: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+    let mut cmd = Command::new(bin());
     cmd.args(args).env("WHARF_CACHE_DIR", cache).env_remove("WHARF_LOG").env_remove("RUST_BACKTRACE");
     cmd
+}
+
+/// The binary under test: `CARGO_BIN_EXE_wharf`, unless `WHARF_TEST_BIN` names another build
+/// (worktrees sharing one target dir overwrite each other's `target/debug/wharf`).
+fn bin() -> std::ffi::OsString {
+    std::env::var_os("WHARF_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_wharf").into())
 }
 
 /// The result of one run, with stdout and stderr as text.
