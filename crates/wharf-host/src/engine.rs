@@ -93,11 +93,6 @@ impl WharfEngine {
         let digest = sha2::Digest::finalize(hasher.0);
         hex::encode(&digest[..12])
     }
-
-    /// Epoch ticks that make up `timeout` (at least one).
-    pub fn ticks_for(timeout: Duration) -> u64 {
-        (timeout.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64
-    }
 }
 
 /// Feeds `Hash` output into SHA-256 so the fingerprint is stable across builds and platforms,

@@ -1,10 +1,10 @@
 //! Turns a [`Policy`] into a store: the WASI context (args, env, preopens, socket checks) and
 //! the resource limits every instance runs under.
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -133,10 +133,13 @@ impl Sandbox {
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(match self.timeout {
-            Some(timeout) => WharfEngine::ticks_for(timeout),
-            None => u64::MAX / 2,
+        // Every epoch tick the guest yields to the async runtime, so a spinning guest cannot
+        // starve other requests on the same worker thread; past its deadline it is interrupted.
+        let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| match deadline {
+            Some(deadline) if Instant::now() >= deadline => Ok(UpdateDeadline::Interrupt),
+            _ => Ok(UpdateDeadline::Yield(1)),
         });
         Ok(store)
     }

@@ -2,7 +2,9 @@
 //! (pooling allocator, copy-on-write memory), bounded concurrency, graceful shutdown.
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -143,7 +145,7 @@ impl Server {
             Err(failure) => return failure.into_response(&target),
         };
         match receiver.await {
-            Ok(Ok(response)) => response,
+            Ok(Ok(response)) => response.map(|body| GuardedBody { inner: body, task: Some(task) }.boxed_unsync()),
             Ok(Err(code)) => Failure {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: format!("the component answered with an error: {code:?}"),
@@ -233,6 +235,38 @@ impl Failure {
         let first_line = self.message.lines().next().unwrap_or_default();
         tracing::warn!(component = %target.name, "request failed: {first_line}");
         plain(self.status, format!("{}: {first_line}\n", self.status))
+    }
+}
+
+/// A guest's response body that ends in an error instead of a clean end when the guest failed
+/// after sending the headers (timeout, trap), so a cut-off body never looks complete: hyper
+/// then aborts the connection rather than writing the final chunk.
+struct GuardedBody {
+    inner: HyperOutgoingBody,
+    task: Option<tokio::task::JoinHandle<Result<(), Failure>>>,
+}
+
+impl hyper::body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if let Some(frame) = ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            return Poll::Ready(Some(frame));
+        }
+        let Some(task) = self.task.as_mut() else { return Poll::Ready(None) };
+        let outcome = ready!(Pin::new(task).poll(cx));
+        self.task = None;
+        let message = match outcome {
+            Ok(Ok(())) => return Poll::Ready(None),
+            Ok(Err(failure)) => failure.message,
+            Err(e) => format!("request task failed: {e}"),
+        };
+        tracing::warn!("response body cut off: {message}");
+        Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(message)))))
     }
 }
 

@@ -3,8 +3,9 @@
 //! - `/echo`: sends the request body back; method, path+query and every request header
 //!   come back as `x-method`, `x-path-with-query` and `x-echo-NAME` headers.
 //! - `/big?bytes=N`: streams N bytes of a repeating pattern.
-//! - `/fetch?url=http://HOST:PORT/PATH`: makes an outbound GET and returns the upstream body,
-//!   or 502 with the error.
+//! - `/fetch?url=http://HOST:PORT/PATH[&host=NAME]`: makes an outbound GET (with a `Host`
+//!   header when `host` is given) and returns the upstream body, or 502 with the error.
+//! - `/forever`: a response body that never ends.
 //! - `/sleep?ms=N`: waits N milliseconds, then answers `slept N ms`.
 //! - `/loop`: spins forever; `/trap`: panics; `/memory?mb=N`: allocates N MiB.
 //! - `/env`: prints the environment; anything else: a greeting naming this component.
@@ -34,10 +35,14 @@ fn respond(out: ResponseOutparam, status: u16, headers: Vec<(String, Vec<u8>)>, 
     OutgoingBody::finish(body, None).unwrap();
 }
 
-fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
+fn fetch(url: &str, host_header: Option<&str>) -> Result<(u16, Vec<u8>), String> {
     let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
     let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let request = OutgoingRequest::new(Fields::new());
+    let headers = Fields::new();
+    if let Some(host) = host_header {
+        headers.append("host", host.as_bytes()).map_err(|e| format!("cannot set Host: {e:?}"))?;
+    }
+    let request = OutgoingRequest::new(headers);
     request.set_method(&Method::Get).unwrap();
     request.set_scheme(Some(&Scheme::Http)).unwrap();
     request.set_authority(Some(authority)).unwrap();
@@ -86,7 +91,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Echo {
                     }
                 });
             }
-            "/fetch" => match fetch(query_param(query, "url").unwrap_or_default()) {
+            "/fetch" => match fetch(query_param(query, "url").unwrap_or_default(), query_param(query, "host")) {
                 Ok((status, body)) => respond(out, 200, text, |w| {
                     write!(w, "upstream {status}: {}", String::from_utf8_lossy(&body)).unwrap()
                 }),
@@ -97,6 +102,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Echo {
                 std::thread::sleep(std::time::Duration::from_millis(ms));
                 respond(out, 200, text, |w| write!(w, "slept {ms} ms").unwrap());
             }
+            "/forever" => respond(out, 200, text, |w| {
+                let chunk = [b'z'; 64 * 1024];
+                while w.write_all(&chunk).is_ok() {}
+            }),
             "/loop" => {
                 let mut x: u64 = 0;
                 loop {

@@ -2,6 +2,7 @@
 //! `crates/test-programs`.
 mod bad_input;
 mod cache;
+mod hostile;
 mod oci;
 mod registry;
 mod run;
@@ -11,7 +12,7 @@ mod util;
 
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
-use self::{bad_input::*, cache::*, oci::*, run::*, sandbox::*, serve::*};
+use self::{bad_input::*, cache::*, hostile::*, oci::*, run::*, sandbox::*, serve::*};
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
         #[allow(unused_imports)]

@@ -1,7 +1,7 @@
 //! `wharf serve`: real HTTP against real guest components.
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use test_programs_artifacts::{CLI_ECHO, HTTP_ECHO, HTTP_HELLO};
 
@@ -117,16 +117,24 @@ fn outbound_http_follows_the_allowlist() {
 
 #[test]
 fn hostile_requests_fail_alone() {
-    let server = Served::start(&["--timeout", "1s", "--max-memory", "32MiB", HTTP_ECHO]);
-    let looping = {
-        let url = server.url("/loop");
-        std::thread::spawn(move || get(&url))
-    };
-    // While one request spins, others are served.
+    let server = Served::start(&["--timeout", "3s", "--max-memory", "32MiB", HTTP_ECHO]);
+    // More spinning guests than the runtime has worker threads: each must yield.
+    let looping: Vec<_> = (0..4)
+        .map(|_| {
+            let url = server.url("/loop");
+            std::thread::spawn(move || (get(&url), Instant::now()))
+        })
+        .collect();
+    // While they spin, other requests are served: both answers arrive before any timeout does.
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(get(&server.url("/")).0, 200);
-    let (status, body) = looping.join().unwrap();
-    assert_eq!((status, body.as_str()), (504, "504 Gateway Timeout: guest timed out after 1s\n"));
+    assert_eq!(get(&server.url("/sleep?ms=10")).0, 200);
+    let served = Instant::now();
+    for request in looping {
+        let ((status, body), answered) = request.join().unwrap();
+        assert_eq!((status, body.as_str()), (504, "504 Gateway Timeout: guest timed out after 3s\n"));
+        assert!(served < answered, "a spinning guest held up other requests until it timed out");
+    }
 
     let (status, body) = get(&server.url("/trap"));
     assert_eq!(status, 500);
