@@ -164,7 +164,10 @@ fn basic_auth_sources_and_errors() {
     // `wharf login` (password on stdin), then logout.
     run_with_stdin(env.wharf(&["login", "-u", "wharfie", "--password-stdin", host]), b"s3cret\n").expect_code(0);
     let login_file = std::fs::read_to_string(env.data.path().join("auth.json")).unwrap();
-    assert!(!login_file.contains("s3cret"), "the password is not stored in clear: {login_file}");
+    assert!(
+        login_file.contains("\"auth\"") && !login_file.contains("s3cret"),
+        "Docker's base64 `auth` form: {login_file}"
+    );
     env.run(&["pull", "--insecure", host, &reference]).expect_code(0);
     env.run(&["inspect", "--insecure", host, &reference]).expect_code(0);
     env.run(&["logout", host]).expect_code(0);
