@@ -12,8 +12,18 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// [`WharfEngine::fingerprint`], so the compile cache keeps entries apart.
 #[derive(Clone, Debug, Default)]
 pub struct EngineOptions {
-    /// Use the pooling instance allocator (for servers that instantiate per request).
-    pub pooling: bool,
+    /// Use the pooling instance allocator, sized like this (for servers that instantiate per
+    /// request: slots are reused and memories are reset copy-on-write).
+    pub pooling: Option<PoolOptions>,
+}
+
+/// How large the instance pool is.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolOptions {
+    /// Component instances alive at once (one per in-flight request).
+    pub instances: u32,
+    /// The largest linear memory any instance may grow to.
+    pub max_memory: u64,
 }
 
 /// A shared engine with epoch interruption enabled and a background ticker.
@@ -37,8 +47,19 @@ impl WharfEngine {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
-        if options.pooling {
-            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::pooling());
+        if let Some(pool) = options.pooling {
+            // A Rust wasip2 component is a handful of core instances with a few memories and
+            // tables; leave room for components larger than that.
+            let mut pooling = wasmtime::PoolingAllocationConfig::new();
+            pooling
+                .total_component_instances(pool.instances)
+                .total_core_instances(pool.instances.saturating_mul(10))
+                .total_memories(pool.instances.saturating_mul(2))
+                .total_tables(pool.instances.saturating_mul(4))
+                .total_stacks(pool.instances)
+                .max_memory_size(usize::try_from(pool.max_memory).unwrap_or(usize::MAX))
+                .max_unused_warm_slots(pool.instances.min(100));
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
         }
         let engine = Engine::new(&config)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -71,11 +92,6 @@ impl WharfEngine {
         self.engine.precompile_compatibility_hash().hash(&mut hasher);
         let digest = sha2::Digest::finalize(hasher.0);
         hex::encode(&digest[..12])
-    }
-
-    /// Epoch ticks that make up `timeout` (at least one).
-    pub fn ticks_for(timeout: Duration) -> u64 {
-        (timeout.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64
     }
 }
 

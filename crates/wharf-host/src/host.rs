@@ -7,6 +7,7 @@ use wasmtime::Trap;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::cache::{CacheStatus, CompileCache};
 use crate::engine::WharfEngine;
@@ -56,7 +57,7 @@ pub enum LoadError {
         import: String,
     },
     /// The component does not export what the subcommand needs (e.g. `wasi:cli/run`).
-    #[error("{name} cannot be run as a command: {reason}")]
+    #[error("{name} does not fit: {reason}")]
     WrongWorld {
         /// The file or reference.
         name: String,
@@ -94,10 +95,13 @@ pub struct Host {
 
 impl Host {
     /// A host that links the full WASI 0.2 command world (guests built by rustc import
-    /// `wasi:cli/*@0.2.x` even for non-command worlds), `wasi:keyvalue` and `wasi:config`. `cache: None` disables the compile cache.
+    /// `wasi:cli/*@0.2.x` even for non-command worlds) plus `wasi:http` (outbound requests are
+    /// checked against the policy), `wasi:keyvalue` and `wasi:config`. `cache: None` disables the
+    /// compile cache.
     pub fn new(engine: WharfEngine, cache: Option<CompileCache>) -> wasmtime::Result<Self> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         // WASI cloud interfaces; what a component may use is decided by its sandbox.
         wharf_keyvalue::add_to_linker(&mut linker, HostState::keyvalue)?;
         wharf_config::add_to_linker(&mut linker, HostState::config)?;
@@ -134,7 +138,19 @@ impl Host {
     /// Links `component` as a `wasi:cli/command`, checking every import up front.
     pub fn prepare_command(&self, name: &str, component: &Component) -> Result<CommandPre<HostState>, LoadError> {
         let pre = self.linker.instantiate_pre(component).map_err(|e| link_error(name, &e))?;
-        CommandPre::new(pre).map_err(|e| LoadError::WrongWorld { name: name.into(), reason: one_line(&e) })
+        CommandPre::new(pre).map_err(|e| LoadError::WrongWorld {
+            name: name.into(),
+            reason: format!("it is not a command: it does not export `wasi:cli/run` ({})", one_line(&e)),
+        })
+    }
+
+    /// Links `component` as a `wasi:http/proxy`, checking every import up front.
+    pub fn prepare_proxy(&self, name: &str, component: &Component) -> Result<ProxyPre<HostState>, LoadError> {
+        let pre = self.linker.instantiate_pre(component).map_err(|e| link_error(name, &e))?;
+        ProxyPre::new(pre).map_err(|e| LoadError::WrongWorld {
+            name: name.into(),
+            reason: format!("it does not export `wasi:http/incoming-handler` ({})", one_line(&e)),
+        })
     }
 
     /// Runs a prepared command to completion in a fresh store and returns its exit code.
@@ -165,15 +181,20 @@ impl Host {
                 if let Some(exit) = e.downcast_ref::<I32Exit>() {
                     return Ok(exit.0);
                 }
-                let trap = e.downcast_ref::<Trap>().copied();
-                match (trap, sandbox.timeout()) {
-                    (Some(Trap::Interrupt), Some(timeout)) => Err(RunError::Timeout(timeout)),
-                    _ if store.data().memory_denied() => Err(RunError::MemoryLimit(sandbox.max_memory())),
-                    (Some(_), _) => Err(RunError::Trap(one_line(&e))),
-                    (None, _) => Err(RunError::Host(one_line(&e))),
-                }
+                Err(guest_failure(&e, store.data(), sandbox).unwrap_or_else(|| RunError::Host(one_line(&e))))
             }
         }
+    }
+}
+
+/// Classifies a failed call into a guest component: `Some` for a timeout, memory exhaustion
+/// or trap; `None` when the error did not come from the guest.
+pub fn guest_failure(error: &wasmtime::Error, store: &HostState, sandbox: &Sandbox) -> Option<RunError> {
+    match (error.downcast_ref::<Trap>(), sandbox.timeout()) {
+        (Some(Trap::Interrupt), Some(timeout)) => Some(RunError::Timeout(timeout)),
+        _ if store.memory_denied() => Some(RunError::MemoryLimit(sandbox.max_memory())),
+        (Some(trap), _) => Some(RunError::Trap(trap.to_string())),
+        (None, _) => None,
     }
 }
 
@@ -190,6 +211,6 @@ fn link_error(name: &str, e: &wasmtime::Error) -> LoadError {
 }
 
 /// An error chain on one line (`outer: inner: root`), without a backtrace.
-fn one_line(e: &wasmtime::Error) -> String {
+pub(crate) fn one_line(e: &wasmtime::Error) -> String {
     format!("{e:#}").lines().next().unwrap_or_default().to_string()
 }

@@ -19,11 +19,13 @@
 mod cache;
 mod engine;
 mod host;
+mod outbound;
 pub mod policy;
+pub mod provides;
 mod sandbox;
 
 pub use cache::{CacheStatus, CompileCache};
-pub use engine::{EPOCH_TICK, EngineOptions, WharfEngine};
-pub use host::{Host, LoadError, RunError};
+pub use engine::{EPOCH_TICK, EngineOptions, PoolOptions, WharfEngine};
+pub use host::{Host, LoadError, RunError, guest_failure};
 pub use policy::Policy;
 pub use sandbox::{HostState, Sandbox, SandboxError, Stdio};

@@ -1,15 +1,18 @@
 //! Turns a [`Policy`] into a store: the WASI context (args, env, preopens, socket checks) and
 //! the resource limits every instance runs under.
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
 use crate::engine::WharfEngine;
-use crate::policy::{ConfigSource, DirGrant, KvGrant, Policy, SocketGrants};
+use crate::outbound::OutboundHttp;
+use crate::policy::{ConfigSource, DirGrant, KvGrant, NetRule, Policy, SocketGrants};
 
 /// Caps on things a policy does not mention, so that no guest can exhaust the host with
 /// tables or instances either.
@@ -46,6 +49,8 @@ pub enum SandboxError {
 pub enum Stdio {
     /// The host process's stdin, stdout and stderr (for `wharf run`).
     Inherit,
+    /// Closed stdin; stdout and stderr go to the host's (for servers).
+    InheritOutput,
     /// Closed stdin; output discarded.
     Null,
 }
@@ -57,6 +62,7 @@ pub struct Sandbox {
     env: Vec<(String, String)>,
     dirs: Vec<DirGrant>,
     sockets: Arc<SocketGrants>,
+    http_rules: Arc<[NetRule]>,
     max_memory: u64,
     timeout: Option<Duration>,
     // WASI cloud interfaces: configuration resolved here, buckets bound by `with_keyvalue`.
@@ -77,6 +83,7 @@ impl Sandbox {
             env: policy.resolved_env(&host_env),
             dirs: policy.dirs.clone(),
             sockets: Arc::new(SocketGrants::resolve(&policy.allow_net)),
+            http_rules: policy.allow_net.clone().into(),
             max_memory: policy.memory_limit(),
             timeout: policy.timeout,
             config: Arc::new(resolve_config(policy, &host_env)),
@@ -112,8 +119,10 @@ impl Sandbox {
     pub fn store(&self, engine: &WharfEngine, args: &[String], stdio: Stdio) -> Result<Store<HostState>, SandboxError> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(args).envs(&self.env);
-        if stdio == Stdio::Inherit {
-            wasi.inherit_stdio();
+        match stdio {
+            Stdio::Inherit => drop(wasi.inherit_stdio()),
+            Stdio::InheritOutput => drop(wasi.inherit_stdout().inherit_stderr()),
+            Stdio::Null => {}
         }
         for grant in &self.dirs {
             let perms = if grant.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
@@ -148,25 +157,32 @@ impl Sandbox {
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            outbound: OutboundHttp::new(self.http_rules.clone()),
             limits: Limits { inner: limits, memory_denied: false },
             keyvalue: self.keyvalue.clone(),
             config: self.config.clone(),
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(match self.timeout {
-            Some(timeout) => WharfEngine::ticks_for(timeout),
-            None => u64::MAX / 2,
+        // Every epoch tick the guest yields to the async runtime, so a spinning guest cannot
+        // starve other requests on the same worker thread; past its deadline it is interrupted.
+        let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| match deadline {
+            Some(deadline) if Instant::now() >= deadline => Ok(UpdateDeadline::Interrupt),
+            _ => Ok(UpdateDeadline::Yield(1)),
         });
         Ok(store)
     }
 }
 
-/// Per-instance host state: the WASI context, the resource table and the limiter.
+/// Per-instance host state: the WASI and wasi:http contexts, the resource table and the limiter.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    outbound: OutboundHttp,
     limits: Limits,
     keyvalue: wharf_keyvalue::KeyValueCtx,
     config: Arc<wharf_config::ConfigVars>,
@@ -208,6 +224,12 @@ fn resolve_config(policy: &Policy, host_env: impl Fn(&str) -> Option<String>) ->
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
     }
 }
 

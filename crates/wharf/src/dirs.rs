@@ -9,8 +9,8 @@ pub fn cache_dir() -> PathBuf {
     xdg("XDG_CACHE_HOME", ".cache").join("wharf")
 }
 
-/// Persistent data (the default key-value store): `$WHARF_DATA_DIR`, else
-/// `$XDG_DATA_HOME/wharf`, else `~/.local/share/wharf`.
+/// Persistent data (pulled artifacts, logins, the default key-value store): `$WHARF_DATA_DIR`,
+/// else `$XDG_DATA_HOME/wharf`, else `~/.local/share/wharf`.
 pub fn data_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("WHARF_DATA_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);

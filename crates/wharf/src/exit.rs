@@ -38,8 +38,15 @@ fn code_for(error: &anyhow::Error) -> u8 {
                 RunError::Host(_) => FAILURE,
             };
         }
-        if cause.is::<LoadError>() || cause.is::<PolicyError>() || cause.is::<SandboxError>() || cause.is::<BadInput>()
+        if cause.is::<LoadError>()
+            || cause.is::<PolicyError>()
+            || cause.is::<SandboxError>()
+            || cause.is::<BadInput>()
+            || cause.is::<wharf_http::ManifestError>()
         {
+            return BAD_INPUT;
+        }
+        if cause.downcast_ref::<wharf_oci::Error>().is_some_and(wharf_oci::Error::is_bad_input) {
             return BAD_INPUT;
         }
     }

@@ -25,14 +25,24 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Run(commands::run::RunCommand),
+    Serve(commands::serve::ServeCommand),
     Compile(commands::compile::CompileCommand),
     #[command(subcommand)]
     Cache(commands::cache::CacheCommand),
+    Push(commands::push::PushCommand),
+    Pull(commands::pull::PullCommand),
+    Inspect(commands::inspect::InspectCommand),
+    Login(commands::login::LoginCommand),
+    Logout(commands::login::LogoutCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // Servers log one access line per request unless WHARF_LOG says otherwise.
+    init_logging(match cli.command {
+        Command::Serve(_) => "warn,wharf::access=info,wharf_http=info",
+        _ => "warn",
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return exit::report(anyhow::anyhow!("cannot start the async runtime: {e}")),
@@ -40,8 +50,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(cmd) => cmd.execute().await,
+            Command::Serve(cmd) => cmd.execute().await,
             Command::Compile(cmd) => cmd.execute(),
             Command::Cache(cmd) => cmd.execute(),
+            Command::Push(cmd) => cmd.execute().await,
+            Command::Pull(cmd) => cmd.execute().await,
+            Command::Inspect(cmd) => cmd.execute().await,
+            Command::Login(cmd) => cmd.execute(),
+            Command::Logout(cmd) => cmd.execute(),
         }
     });
     // Do not wait for guest I/O threads (e.g. a blocked stdin read) once the guest is done.
@@ -52,10 +68,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, filtered by `WHARF_LOG` (tracing's `EnvFilter` syntax), default `warn`.
-fn init_logging() {
+/// Logs go to stderr, filtered by `WHARF_LOG` (tracing's `EnvFilter` syntax), else `default`.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -54,6 +54,17 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
+    /// Whether any grant flag or `--policy` was given.
+    pub fn is_set(&self) -> bool {
+        let no_grants = self.env.is_empty()
+            && self.dirs.is_empty()
+            && self.allow_net.is_empty()
+            && self.kv.is_empty()
+            && self.config.is_empty()
+            && self.config_env.is_empty();
+        !no_grants || self.max_memory.is_some() || self.timeout.is_some() || self.policy.is_some()
+    }
+
     /// The policy from `--policy` (if any) with the flags merged on top.
     pub fn to_policy(&self) -> anyhow::Result<Policy> {
         let file = match &self.policy {

@@ -15,7 +15,7 @@
 //! config_env = ["API_TOKEN"]                # NAME or KEY=NAME: a host variable as config
 //! ```
 mod cloud;
-mod net;
+pub(crate) mod net;
 mod units;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +53,9 @@ pub enum PolicyError {
         /// The parser's message.
         message: String,
     },
+    /// A table's keys or value types are wrong (no position is known).
+    #[error("{0}")]
+    Keys(String),
 }
 
 impl PolicyError {
@@ -158,6 +161,19 @@ impl Policy {
     /// file's own directory), as Docker Compose does.
     pub fn from_toml(text: &str, base: &Path) -> Result<Self, PolicyError> {
         let file: PolicyFile = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        Self::from_file(file, base)
+    }
+
+    /// Reads the policy keys of an already parsed TOML table (e.g. a component in an app
+    /// manifest, after its own keys were removed). Unknown keys are errors here too.
+    pub fn from_toml_table(table: toml::Table, base: &Path) -> Result<Self, PolicyError> {
+        let file: PolicyFile = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| PolicyError::Keys(e.message().trim().replace('\n', " ")))?;
+        Self::from_file(file, base)
+    }
+
+    fn from_file(file: PolicyFile, base: &Path) -> Result<Self, PolicyError> {
         Ok(Policy {
             env: file.env.iter().map(|e| EnvGrant::parse(e)).collect::<Result<_, _>>()?,
             dirs: file.dirs.iter().map(|d| DirGrant::parse(d, base)).collect::<Result<_, _>>()?,

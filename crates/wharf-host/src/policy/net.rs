@@ -21,9 +21,15 @@ pub enum HostPattern {
     Cidr(IpNet),
 }
 
-/// One `--allow-net` grant: a host pattern and an optional port (`None` = any port).
+/// One `--allow-net` grant: an optional URL scheme, a host pattern and an optional port.
+///
+/// Without a scheme the rule grants sockets and outbound HTTP alike (any port when none is
+/// given). With `http://` or `https://` it grants outbound HTTP only, with that scheme, on the
+/// scheme's default port unless one is given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetRule {
+    /// `Some("http")`/`Some("https")` for an HTTP-only rule.
+    pub scheme: Option<&'static str>,
     /// The hosts this rule grants.
     pub host: HostPattern,
     /// The one port granted, or any port when `None`.
@@ -37,23 +43,33 @@ impl FromStr for NetRule {
     /// `[::1]:port`, `[fd00::/8]:port` or a bare IPv6 address/range. A port of `*` means any.
     fn from_str(text: &str) -> Result<Self, PolicyError> {
         let bad = |why: &str| PolicyError::invalid("allow-net", text, why);
-        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (scheme, rest) = match text.split_once("://") {
+            Some(("http", rest)) => (Some("http"), rest),
+            Some(("https", rest)) => (Some("https"), rest),
+            Some(_) => return Err(bad("the only schemes are http:// and https://")),
+            None => (None, text),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (host, port) = if let Some(rest) = rest.strip_prefix('[') {
             let (inside, after) = rest.split_once(']').ok_or_else(|| bad("missing `]`"))?;
             match after {
                 "" => (inside, None),
                 _ => (inside, Some(after.strip_prefix(':').ok_or_else(|| bad("expected `:PORT` after `]`"))?)),
             }
-        } else if text.matches(':').count() == 1 {
-            let (h, p) = text.split_once(':').unwrap_or((text, ""));
+        } else if rest.matches(':').count() == 1 {
+            let (h, p) = rest.split_once(':').unwrap_or((rest, ""));
             (h, Some(p))
         } else {
-            (text, None)
+            (rest, None)
         };
-        let port = match port {
-            None | Some("*") => None,
-            Some(p) => Some(p.parse::<u16>().map_err(|_| bad("the port must be a number from 0 to 65535 or `*`"))?),
+        let port = match (port, scheme) {
+            (Some("*"), _) | (None, None) => None,
+            (None, Some(scheme)) => Some(default_port(scheme)),
+            (Some(p), _) => {
+                Some(p.parse::<u16>().map_err(|_| bad("the port must be a number from 0 to 65535 or `*`"))?)
+            }
         };
-        Ok(NetRule { host: parse_host(host).map_err(|why| bad(&why))?, port })
+        Ok(NetRule { scheme, host: parse_host(host).map_err(|why| bad(&why))?, port })
     }
 }
 
@@ -88,6 +104,11 @@ fn parse_host(host: &str) -> Result<HostPattern, String> {
     Ok(if wild { HostPattern::Wildcard(format!(".{base}")) } else { HostPattern::Name(base.to_string()) })
 }
 
+/// The port a URL of `scheme` uses when it names none.
+pub fn default_port(scheme: &str) -> u16 {
+    if scheme == "https" { 443 } else { 80 }
+}
+
 /// IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) are compared as the IPv4 address they carry.
 fn canonical(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
@@ -98,9 +119,13 @@ impl NetRule {
         self.port.is_none_or(|p| p == port)
     }
 
-    /// Whether this rule grants a connection to `host` (a DNS name or an IP literal) on `port`.
-    /// Used where the host name is known, such as outbound HTTP.
-    pub fn matches_host(&self, host: &str, port: u16) -> bool {
+    /// Whether this rule grants an outbound HTTP request with `scheme` to `host` (a DNS name
+    /// or an IP literal) on `port`. Here, unlike for sockets, wildcards apply: the name is known.
+    pub fn matches_http(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.scheme.is_none_or(|s| s == scheme) && self.matches_host(host, port)
+    }
+
+    fn matches_host(&self, host: &str, port: u16) -> bool {
         if !self.port_matches(port) {
             return false;
         }
@@ -140,7 +165,8 @@ impl SocketGrants {
     /// Resolves the exact names among `rules`. A name that does not resolve grants nothing.
     pub fn resolve(rules: &[NetRule]) -> Self {
         let mut resolved = HashSet::new();
-        for rule in rules {
+        let rules: Vec<NetRule> = rules.iter().filter(|r| r.scheme.is_none()).cloned().collect();
+        for rule in &rules {
             if let HostPattern::Name(name) = &rule.host {
                 match (name.as_str(), 0).to_socket_addrs() {
                     Ok(addrs) => resolved.extend(addrs.map(|a| (canonical(a.ip()), rule.port))),
@@ -148,7 +174,7 @@ impl SocketGrants {
                 }
             }
         }
-        SocketGrants { rules: rules.to_vec(), resolved }
+        SocketGrants { rules, resolved }
     }
 
     /// Whether any rule names a host by DNS name (so the guest needs name lookups).
@@ -198,12 +224,27 @@ mod tests {
     #[test]
     fn wildcards_match_subdomains_only() {
         let r = rule("*.example.test");
-        assert!(r.matches_host("api.example.test", 443));
-        assert!(r.matches_host("a.b.EXAMPLE.test.", 1));
-        assert!(!r.matches_host("example.test", 443));
-        assert!(!r.matches_host("evil.test", 443));
-        assert!(!r.matches_host("badexample.test", 443));
-        assert!(!r.matches_host("127.0.0.1", 443));
+        assert!(r.matches_http("https", "api.example.test", 443));
+        assert!(r.matches_http("http", "a.b.EXAMPLE.test.", 1));
+        assert!(!r.matches_http("https", "example.test", 443));
+        assert!(!r.matches_http("https", "evil.test", 443));
+        assert!(!r.matches_http("https", "badexample.test", 443));
+        assert!(!r.matches_http("https", "127.0.0.1", 443));
+    }
+
+    #[test]
+    fn http_rules_check_scheme_and_port() {
+        let r = rule("https://api.example.test");
+        assert!(r.matches_http("https", "api.example.test", 443));
+        assert!(!r.matches_http("http", "api.example.test", 443));
+        assert!(!r.matches_http("https", "api.example.test", 8443));
+        let r = rule("127.0.0.1:8080");
+        assert!(r.matches_http("http", "127.0.0.1", 8080));
+        assert!(r.matches_http("http", "[::ffff:127.0.0.1]", 8080));
+        assert!(!r.matches_http("http", "127.0.0.1", 8081));
+        assert!(!r.matches_http("http", "localhost", 8080), "names are not resolved for HTTP rules on addresses");
+        // HTTP-only rules grant no sockets.
+        assert!(!SocketGrants::resolve(&[rule("http://127.0.0.1:80")]).allows("127.0.0.1:80".parse().unwrap()));
     }
 
     #[test]

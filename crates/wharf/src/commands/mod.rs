@@ -1,7 +1,14 @@
 //! One module per subcommand.
 pub mod cache;
 pub mod compile;
+pub mod inspect;
+pub mod login;
+pub mod oci;
+pub mod pull;
+pub mod push;
 pub mod run;
+pub mod serve;
+pub mod source;
 
 use wharf_host::{CompileCache, EngineOptions, Host, WharfEngine};
 

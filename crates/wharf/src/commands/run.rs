@@ -1,10 +1,10 @@
 //! `wharf run`: run a WASI 0.2 command component to completion.
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use wharf_host::{EngineOptions, Sandbox, Stdio};
 
+use super::source::SourceArgs;
 use crate::exit::{self, BadInput};
 use crate::policy_args::PolicyArgs;
 
@@ -15,7 +15,11 @@ pub struct RunCommand {
     #[command(flatten)]
     policy: PolicyArgs,
 
-    /// The component: a `.wasm` file.
+    #[command(flatten)]
+    source: SourceArgs,
+
+    /// The component: a `.wasm` file, a registry reference (`host[:port]/repo[:tag]`), or
+    /// `oci:DIR[:NAME]`.
     #[arg(value_name = "COMPONENT")]
     component: String,
 
@@ -29,11 +33,22 @@ impl RunCommand {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let policy = self.policy.to_policy()?;
         let sandbox = Sandbox::new(&policy, |name| std::env::var(name).ok())?.with_keyvalue(&self.policy.stores()?)?;
-        let path = resolve_source(&self.component)?;
+        let loaded = self.source.load(&self.component).await?;
+        if let Some(imports) = &loaded.declared_imports {
+            let missing = wharf_host::provides::missing_imports(imports.iter().map(String::as_str));
+            if !missing.is_empty() {
+                return Err(BadInput(format!(
+                    "{} imports {}, which wharf does not provide",
+                    loaded.name,
+                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                ))
+                .into());
+            }
+        }
 
         let host = super::new_host(&EngineOptions::default())?;
-        let (component, cache) = host.load_file(&path)?;
-        tracing::debug!(component = %path.display(), ?cache, "loaded");
+        let (component, cache) = host.load(&loaded.name, &loaded.bytes)?;
+        tracing::debug!(component = %loaded.name, ?cache, "loaded");
         let command = host.prepare_command(&self.component, &component)?;
 
         let mut argv = vec![self.component.clone()];
@@ -41,14 +56,4 @@ impl RunCommand {
         let code = host.run_command(&command, &sandbox, &argv, Stdio::Inherit).await?;
         Ok(exit::guest(code))
     }
-}
-
-/// Where the component comes from. Only files for now; OCI references plug in here.
-fn resolve_source(component: &str) -> anyhow::Result<PathBuf> {
-    let path = PathBuf::from(component);
-    if path.exists() || component.ends_with(".wasm") || component.contains(std::path::MAIN_SEPARATOR) {
-        return Ok(path);
-    }
-    Err(BadInput(format!("{component}: no such file (running straight from an OCI reference is not supported yet)"))
-        .into())
 }

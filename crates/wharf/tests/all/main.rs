@@ -3,15 +3,19 @@
 mod bad_input;
 mod cache;
 mod config;
+mod hostile;
 mod keyvalue;
+mod oci;
 mod redis;
+mod registry;
 mod run;
 mod sandbox;
+mod serve;
 mod util;
 
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
-use self::{bad_input::*, cache::*, config::*, keyvalue::*, run::*, sandbox::*};
+use self::{bad_input::*, cache::*, config::*, hostile::*, keyvalue::*, oci::*, run::*, sandbox::*, serve::*};
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
         #[allow(unused_imports)]

@@ -17,14 +17,14 @@ pub fn wharf(args: &[&str]) -> Command {
 
 /// `wharf ARGS` with its compile cache in `cache`.
 pub fn wharf_with_cache(cache: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(wharf_bin());
+    let mut cmd = Command::new(bin());
     cmd.args(args).env("WHARF_CACHE_DIR", cache).env_remove("WHARF_LOG").env_remove("RUST_BACKTRACE");
     cmd
 }
 
-/// The binary under test: `$WHARF_TEST_BIN` if set (a copy, when several worktrees share one
-/// target directory and overwrite each other's `target/debug/wharf`), else the one cargo built.
-fn wharf_bin() -> std::ffi::OsString {
+/// The binary under test: `CARGO_BIN_EXE_wharf`, unless `WHARF_TEST_BIN` names another build
+/// (worktrees sharing one target dir overwrite each other's `target/debug/wharf`).
+fn bin() -> std::ffi::OsString {
     std::env::var_os("WHARF_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_wharf").into())
 }
 
@@ -73,4 +73,76 @@ pub fn assert_one_clean_error(run: &Run, needle: &str) {
     assert!(lines[0].starts_with("error: "), "{}", run.stderr);
     assert!(lines[0].contains(needle), "expected {needle:?} in:\n{}", run.stderr);
     assert!(!run.stderr.contains("panicked") && !run.stderr.contains("backtrace"), "{}", run.stderr);
+}
+
+/// A `wharf serve` process on 127.0.0.1 with an OS-chosen port; killed on drop. Its stderr
+/// (access log, warnings) is collected in `log`.
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    /// Starts `wharf serve --listen 127.0.0.1:0 ARGS` and waits until it listens.
+    pub fn start(args: &[&str]) -> Served {
+        use std::io::BufRead;
+        let mut cmd = wharf(&["serve", "--listen", "127.0.0.1:0"]);
+        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("Serving HTTP on ") {
+                    let _ = tx.send(addr.trim_end_matches('/').to_string());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(base) => Served { child, base, log },
+            Err(_) => {
+                let _ = child.kill();
+                panic!("wharf serve did not start:\n{}", log.lock().unwrap());
+            }
+        }
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that returns every status as a response, with a generous overall timeout.
+pub fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// GET `url`: status and body as text.
+pub fn get(url: &str) -> (u16, String) {
+    let mut response = http().get(url).call().unwrap();
+    let body = response.body_mut().with_config().limit(u64::MAX).read_to_string().unwrap();
+    (response.status().as_u16(), body)
 }

@@ -1,0 +1,208 @@
+//! The app manifest, `wharf.toml`: components and the HTTP routes to them. It reads like Spin's
+//! `spin.toml` (`[[trigger.http]]` routes, `[component.NAME]` tables); each component's grants
+//! use the keys of a Wharf policy file.
+//!
+//! ```toml
+//! [application]
+//! name = "shop"
+//!
+//! [[trigger.http]]
+//! route = "/api/..."
+//! component = "api"
+//!
+//! [component.api]
+//! source = "api.wasm"                   # relative to this file
+//! allow_net = ["https://*.payments.example"]
+//! env = ["MODE=prod"]
+//! timeout = "5s"
+//! ```
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use wharf_host::Policy;
+
+use crate::router::Router;
+
+/// A manifest that cannot be used: the file, where in it, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {what}", file.display())]
+pub struct ManifestError {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// The field and the problem, e.g. "component.api: invalid timeout `soon`: ...".
+    pub what: String,
+}
+
+/// One component of an app.
+#[derive(Clone, Debug)]
+pub struct ComponentSpec {
+    /// Its name in the manifest.
+    pub name: String,
+    /// `source` as written (a file path or, later, an OCI reference).
+    pub source: String,
+    /// `source` resolved against the manifest's directory.
+    pub source_path: PathBuf,
+    /// What it may touch.
+    pub policy: Policy,
+}
+
+/// A parsed, validated app: components plus a router whose targets index `components`.
+#[derive(Clone, Debug)]
+pub struct AppManifest {
+    /// `application.name`, if given.
+    pub name: Option<String>,
+    /// Components in name order.
+    pub components: Vec<ComponentSpec>,
+    /// Routes to component indices.
+    pub router: Router,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    application: Option<RawApplication>,
+    trigger: RawTrigger,
+    #[serde(default)]
+    component: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApplication {
+    name: Option<String>,
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrigger {
+    #[serde(default)]
+    http: Vec<RawHttpTrigger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpTrigger {
+    route: String,
+    component: String,
+}
+
+impl AppManifest {
+    /// Parses and validates the manifest at `file` whose text is `text`.
+    pub fn parse(text: &str, file: &Path) -> Result<Self, ManifestError> {
+        let err = |what: String| ManifestError { file: file.to_path_buf(), what };
+        let raw: RawManifest = toml::from_str(text).map_err(|e| err(e.message().trim().replace('\n', " ")))?;
+        let base = file.parent().unwrap_or(Path::new(""));
+
+        let mut components = Vec::new();
+        for (name, mut table) in raw.component {
+            let source = match table.remove("source") {
+                Some(toml::Value::String(s)) if !s.is_empty() => s,
+                Some(_) => return Err(err(format!("component.{name}.source: must be a non-empty string"))),
+                None => return Err(err(format!("component.{name}: missing `source`"))),
+            };
+            let policy = Policy::from_toml_table(table, base).map_err(|e| err(format!("component.{name}: {e}")))?;
+            components.push(ComponentSpec { source_path: base.join(&source), source, policy, name });
+        }
+
+        if raw.trigger.http.is_empty() {
+            return Err(err("no routes: add at least one [[trigger.http]] with `route` and `component`".into()));
+        }
+        let mut router = Router::default();
+        for (i, trigger) in raw.trigger.http.iter().enumerate() {
+            let Some(target) = components.iter().position(|c| c.name == trigger.component) else {
+                let defined: Vec<&str> = components.iter().map(|c| c.name.as_str()).collect();
+                return Err(err(format!(
+                    "trigger.http[{i}]: component `{}` is not defined (defined: {})",
+                    trigger.component,
+                    if defined.is_empty() { "none".to_string() } else { defined.join(", ") }
+                )));
+            };
+            router.add(&trigger.route, target).map_err(|e| err(format!("trigger.http[{i}]: {e}")))?;
+        }
+        Ok(AppManifest { name: raw.application.and_then(|a| a.name), components, router })
+    }
+
+    /// An app of one component serving every path (`wharf serve COMPONENT`).
+    pub fn single(source: &str, policy: Policy) -> Self {
+        let mut router = Router::default();
+        router.add("/...", 0).expect("`/...` is a valid route");
+        let component =
+            ComponentSpec { name: "main".into(), source: source.into(), source_path: PathBuf::from(source), policy };
+        AppManifest { name: None, components: vec![component], router }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<AppManifest, String> {
+        AppManifest::parse(text, Path::new("/apps/shop/wharf.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_components_and_routes() {
+        let app = parse(
+            r#"
+            [application]
+            name = "shop"
+            [[trigger.http]]
+            route = "/api/..."
+            component = "api"
+            [[trigger.http]]
+            route = "/"
+            component = "web"
+            [component.api]
+            source = "api.wasm"
+            allow_net = ["https://*.payments.example"]
+            timeout = "5s"
+            [component.web]
+            source = "/abs/web.wasm"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(app.name.as_deref(), Some("shop"));
+        assert_eq!(app.components[0].source_path, Path::new("/apps/shop/api.wasm"));
+        assert_eq!(app.components[1].source_path, Path::new("/abs/web.wasm"));
+        assert_eq!(app.components[0].policy.timeout, Some(std::time::Duration::from_secs(5)));
+        assert_eq!(app.router.route("/api/cart"), Some(0));
+        assert_eq!(app.router.route("/"), Some(1));
+        assert_eq!(app.router.route("/other"), None);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let cases = [
+            ("[trigger]\nhttp = []", "/apps/shop/wharf.toml: no routes"),
+            (
+                "[[trigger.http]]\nroute = \"/\"\ncomponent = \"x\"",
+                "trigger.http[0]: component `x` is not defined (defined: none)",
+            ),
+            (
+                "[[trigger.http]]\nroute = \"x\"\ncomponent = \"a\"\n[component.a]\nsource = \"a.wasm\"",
+                "trigger.http[0]: route `x`: must start with `/`",
+            ),
+            (
+                "[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n[component.a]\nsource = \"a.wasm\"\ntimeout = \"soon\"",
+                "component.a: invalid timeout `soon`",
+            ),
+            (
+                "[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n[component.a]\nsourc = \"a.wasm\"",
+                "component.a: missing `source`",
+            ),
+            (
+                "[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n[component.a]\nsource = \"a.wasm\"\nallowed_hosts = []",
+                "component.a: unknown field `allowed_hosts`",
+            ),
+            ("[trigger]\nhttp = []\n[bogus]", "unknown field `bogus`"),
+        ];
+        for (text, needle) in cases {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(needle), "expected {needle:?} in {e:?}");
+            assert!(e.starts_with("/apps/shop/wharf.toml: "), "{e}");
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The HTTP server: hyper HTTP/1.1 with keep-alive, a fresh store and instance per request
+//! (pooling allocator, copy-on-write memory), bounded concurrency, graceful shutdown.
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wharf_host::{HostState, RunError, Sandbox, Stdio, WharfEngine, guest_failure};
+
+use crate::router::Router;
+
+/// One routable component: linked once at startup, instantiated per request.
+pub struct Target {
+    /// The component's name (in logs and as the guest's `argv[0]`).
+    pub name: String,
+    /// The component, linked as a `wasi:http/proxy`.
+    pub pre: ProxyPre<HostState>,
+    /// Its policy, made ready.
+    pub sandbox: Sandbox,
+}
+
+/// Server-wide limits.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerOptions {
+    /// Requests handled at once; more get `503 Service Unavailable` at once.
+    pub max_concurrency: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+/// A running app: targets, routes and the request bound.
+pub struct Server {
+    engine: WharfEngine,
+    targets: Vec<Arc<Target>>,
+    router: Router,
+    permits: Arc<Semaphore>,
+    options: ServerOptions,
+}
+
+/// Why a request produced no response from its component.
+struct Failure {
+    status: StatusCode,
+    message: String,
+}
+
+impl Server {
+    /// An app whose `router` indexes `targets`.
+    pub fn new(engine: WharfEngine, targets: Vec<Target>, router: Router, options: ServerOptions) -> Arc<Self> {
+        Arc::new(Server {
+            engine,
+            targets: targets.into_iter().map(Arc::new).collect(),
+            router,
+            permits: Arc::new(Semaphore::new(options.max_concurrency)),
+            options,
+        })
+    }
+
+    /// Accepts connections on `listener` until `shutdown` resolves, then stops accepting and
+    /// waits (up to the shutdown timeout) for in-flight requests to finish.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Typically EMFILE: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            // Small response chunks must not wait for Nagle's algorithm.
+            let _ = stream.set_nodelay(true);
+            let server = self.clone();
+            let service = hyper::service::service_fn(move |request| {
+                let server = server.clone();
+                async move { Ok::<_, Infallible>(server.handle(request).await) }
+            });
+            let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("connection closed with an error: {e}");
+                }
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+        match tokio::time::timeout(self.options.shutdown_timeout, graceful.shutdown()).await {
+            Ok(()) => tracing::info!("all requests finished"),
+            Err(_) => tracing::warn!(
+                "gave up waiting for in-flight requests after {}",
+                humantime(self.options.shutdown_timeout)
+            ),
+        }
+    }
+
+    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        let start = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let (response, component) = match self.router.route(&path) {
+            None => (plain(StatusCode::NOT_FOUND, format!("no route for {path}\n")), "-"),
+            Some(index) => {
+                let target = self.targets[index].clone();
+                (self.call(target.clone(), request).await, self.targets[index].name.as_str())
+            }
+        };
+        tracing::info!(
+            target: "wharf::access",
+            "{method} {path} {} {component} {:.3}ms",
+            response.status().as_u16(),
+            start.elapsed().as_secs_f64() * 1000.0
+        );
+        response
+    }
+
+    async fn call(&self, target: Arc<Target>, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            let busy = format!("server busy: {} requests in flight\n", self.options.max_concurrency);
+            return plain(StatusCode::SERVICE_UNAVAILABLE, busy);
+        };
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let task = match self.start(target.clone(), request, sender, permit) {
+            Ok(task) => task,
+            Err(failure) => return failure.into_response(&target),
+        };
+        match receiver.await {
+            Ok(Ok(response)) => response.map(|body| GuardedBody { inner: body, task: Some(task) }.boxed_unsync()),
+            Ok(Err(code)) => Failure {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("the component answered with an error: {code:?}"),
+            }
+            .into_response(&target),
+            // The component dropped its response-outparam: the task says why.
+            Err(_) => match task.await {
+                Ok(Err(failure)) => failure.into_response(&target),
+                Ok(Ok(())) => Failure {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: "the component returned without sending a response".into(),
+                }
+                .into_response(&target),
+                Err(e) => {
+                    Failure { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("request task failed: {e}") }
+                        .into_response(&target)
+                }
+            },
+        }
+    }
+
+    /// Builds the store and spawns the guest. The task outlives the response headers: it keeps
+    /// running while the guest streams the body, and holds the concurrency permit until done.
+    fn start(
+        &self,
+        target: Arc<Target>,
+        request: Request<Incoming>,
+        sender: tokio::sync::oneshot::Sender<
+            Result<Response<HyperOutgoingBody>, wasmtime_wasi_http::p2::bindings::http::types::ErrorCode>,
+        >,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<tokio::task::JoinHandle<Result<(), Failure>>, Failure> {
+        let internal = |e: String| Failure { status: StatusCode::INTERNAL_SERVER_ERROR, message: e };
+        let args = [target.name.clone()];
+        let mut store =
+            target.sandbox.store(&self.engine, &args, Stdio::InheritOutput).map_err(|e| internal(e.to_string()))?;
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .map_err(|e| internal(format!("{e:#}")))?;
+        let outparam = store.data_mut().http().new_response_outparam(sender).map_err(|e| internal(format!("{e:#}")))?;
+        Ok(tokio::spawn(async move {
+            let _permit = permit;
+            let run = async {
+                let proxy = target.pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+                    .map_err(|e| (false, e))
+            };
+            let outcome = match target.sandbox.timeout() {
+                // Epoch interruption stops guest code; this also stops a guest blocked in a host call.
+                Some(timeout) => match tokio::time::timeout(timeout, run).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => return Err(Failure::from_run_error(RunError::Timeout(timeout))),
+                },
+                None => run.await,
+            };
+            outcome.map_err(|(instantiating, e)| {
+                if instantiating && e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                    return Failure {
+                        status: StatusCode::SERVICE_UNAVAILABLE,
+                        message: "instance pool exhausted".into(),
+                    };
+                }
+                match guest_failure(&e, store.data(), &target.sandbox) {
+                    Some(run_error) => Failure::from_run_error(run_error),
+                    None => Failure { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("{e:#}") },
+                }
+            })
+        }))
+    }
+}
+
+impl Failure {
+    fn from_run_error(error: RunError) -> Self {
+        let status = match error {
+            RunError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Failure { status, message: error.to_string() }
+    }
+
+    fn into_response(self, target: &Target) -> Response<HyperOutgoingBody> {
+        let first_line = self.message.lines().next().unwrap_or_default();
+        tracing::warn!(component = %target.name, "request failed: {first_line}");
+        plain(self.status, format!("{}: {first_line}\n", self.status))
+    }
+}
+
+/// A guest's response body that ends in an error instead of a clean end when the guest failed
+/// after sending the headers (timeout, trap), so a cut-off body never looks complete: hyper
+/// then aborts the connection rather than writing the final chunk.
+struct GuardedBody {
+    inner: HyperOutgoingBody,
+    task: Option<tokio::task::JoinHandle<Result<(), Failure>>>,
+}
+
+impl hyper::body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if let Some(frame) = ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            return Poll::Ready(Some(frame));
+        }
+        let Some(task) = self.task.as_mut() else { return Poll::Ready(None) };
+        let outcome = ready!(Pin::new(task).poll(cx));
+        self.task = None;
+        let message = match outcome {
+            Ok(Ok(())) => return Poll::Ready(None),
+            Ok(Err(failure)) => failure.message,
+            Err(e) => format!("request task failed: {e}"),
+        };
+        tracing::warn!("response body cut off: {message}");
+        Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(message)))))
+    }
+}
+
+fn plain(status: StatusCode, text: String) -> Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
+    response
+}
+
+fn humantime(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}

@@ -1,0 +1,517 @@
+//! Talking to registries: push an [`Artifact`], pull one into a [`Layout`].
+//!
+//! The manifest and config are pushed as the exact bytes [`crate::build`] produced (so the
+//! digest is reproducible); pulls fetch every blob into temp files, check each against its
+//! digest, and only then move them into the store and tag the manifest, so a failed pull
+//! leaves nothing behind.
+use std::io::Write;
+
+use futures_util::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+
+use crate::Error;
+use crate::artifact::{
+    Artifact, DOCKER_LIST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, Descriptor, INDEX_MEDIA_TYPE, Index,
+    MANIFEST_MEDIA_TYPE, Manifest, is_wasm_layer,
+};
+use crate::auth::Credential;
+use crate::digest::{Hasher, sha256_hex};
+use crate::layout::Layout;
+
+/// Receives transfer progress (bytes), e.g. to draw a progress bar.
+pub trait Progress: Sync {
+    /// `total` more bytes are expected.
+    fn add_total(&self, total: u64) {
+        let _ = total;
+    }
+    /// `bytes` more bytes were transferred.
+    fn advance(&self, bytes: u64) {
+        let _ = bytes;
+    }
+}
+
+/// Ignores progress.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Parses `REGISTRY/REPO[:TAG][@DIGEST]` (Docker's rules: no registry means `docker.io`, no
+/// tag means `latest`). An `http://` or `https://` prefix is allowed and dropped; see
+/// [`plain_http_host`].
+pub fn parse_reference(input: &str) -> Result<Reference, Error> {
+    let bare = input.strip_prefix("http://").or_else(|| input.strip_prefix("https://")).unwrap_or(input);
+    bare.parse::<Reference>().map_err(|e| Error::Reference { input: input.into(), reason: e.to_string() })
+}
+
+/// The registry host of an `http://...` reference, which is then reached over plain HTTP.
+pub fn plain_http_host(input: &str) -> Option<String> {
+    let rest = input.strip_prefix("http://")?;
+    Some(rest.split('/').next().unwrap_or(rest).to_string())
+}
+
+/// A registry client (one per process; it caches tokens per repository).
+pub struct Registry {
+    client: Client,
+}
+
+/// An artifact in the local store, with its manifest and config.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The digest of the image manifest (of the index's chosen entry, for an index).
+    pub manifest_digest: String,
+    /// The digest of the image index it was chosen from, if any.
+    pub index_digest: Option<String>,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The size of the manifest bytes.
+    pub manifest_size: u64,
+    /// The config blob (normally `application/vnd.wasm.config.v0+json`).
+    pub config_bytes: Vec<u8>,
+}
+
+impl Pulled {
+    /// The entry point: layer 0, checked to be a Wasm layer when the artifact was read.
+    pub fn wasm_layer(&self) -> &Descriptor {
+        &self.manifest.layers[0]
+    }
+
+    /// Reads the artifact named `name` (or the only one) from a layout, verifying each blob.
+    pub fn from_layout(layout: &Layout, name: Option<&str>) -> Result<Pulled, Error> {
+        let label = format!("{}:{}", layout.root().display(), name.unwrap_or_default());
+        let mut entry = layout.find(name)?;
+        let mut index_digest = None;
+        let mut bytes = layout.read_blob(&entry.digest)?;
+        if let Some(index) = parse_index(&entry.media_type, &bytes, &label)? {
+            index_digest = Some(entry.digest.clone());
+            entry = choose_wasm_entry(&index, &label)?;
+            bytes = layout.read_blob(&entry.digest)?;
+        }
+        let manifest = parse_manifest(&bytes, &label)?;
+        let config_bytes = layout.read_blob(&manifest.config.digest)?;
+        let manifest_size = bytes.len() as u64;
+        Ok(Pulled { manifest_digest: entry.digest, index_digest, manifest, manifest_size, config_bytes })
+    }
+}
+
+impl Registry {
+    /// A client that speaks HTTPS, except plain HTTP to the `insecure` hosts (`host[:port]`).
+    pub fn new(insecure: &[String]) -> Registry {
+        // reqwest is built without a default crypto provider; pick ring once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let protocol =
+            if insecure.is_empty() { ClientProtocol::Https } else { ClientProtocol::HttpsExcept(insecure.to_vec()) };
+        let config = ClientConfig {
+            protocol,
+            // Index resolution is done here (wasm entries, not the host's platform).
+            platform_resolver: None,
+            user_agent: concat!("wharf/", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
+        };
+        Registry { client: Client::new(config) }
+    }
+
+    async fn authenticate(
+        &self,
+        reference: &Reference,
+        credential: &Credential,
+        op: RegistryOperation,
+    ) -> Result<(), Error> {
+        let auth = match credential {
+            Credential::Anonymous => RegistryAuth::Anonymous,
+            Credential::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
+        };
+        self.client.auth(reference, &auth, op).await.map_err(|e| map_error(reference, e))?;
+        Ok(())
+    }
+
+    /// Pushes the artifact (blobs the registry already has are skipped) and tags it.
+    /// Returns the manifest digest.
+    pub async fn push(
+        &self,
+        reference: &Reference,
+        credential: &Credential,
+        artifact: &Artifact,
+        progress: &dyn Progress,
+    ) -> Result<String, Error> {
+        self.authenticate(reference, credential, RegistryOperation::Push).await?;
+        let blobs = [
+            (&artifact.manifest.config.digest, &artifact.config_bytes),
+            (&artifact.manifest.layers[0].digest, &artifact.layer),
+        ];
+        progress.add_total(blobs.iter().map(|(_, b)| b.len() as u64).sum());
+        for (digest, bytes) in blobs {
+            let exists = self.client.blob_exists(reference, digest).await.map_err(|e| map_error(reference, e))?;
+            if exists {
+                tracing::debug!(%digest, "blob already in the registry");
+            } else {
+                tracing::debug!(%digest, size = bytes.len(), "pushing blob");
+                self.client.push_blob(reference, bytes.clone(), digest).await.map_err(|e| map_error(reference, e))?;
+            }
+            progress.advance(bytes.len() as u64);
+        }
+        let content_type = MANIFEST_MEDIA_TYPE.parse().expect("a valid header value");
+        self.client
+            .push_manifest_raw(reference, artifact.manifest_bytes.clone(), content_type)
+            .await
+            .map_err(|e| map_error(reference, e))?;
+        Ok(artifact.manifest_digest())
+    }
+
+    /// Pulls `reference` into `layout` and tags it there as `reference.whole()`. Blobs already
+    /// in the store are not downloaded again.
+    pub async fn pull(
+        &self,
+        reference: &Reference,
+        credential: &Credential,
+        layout: &Layout,
+        progress: &dyn Progress,
+    ) -> Result<Pulled, Error> {
+        let label = reference.whole();
+        self.authenticate(reference, credential, RegistryOperation::Pull).await?;
+        let Resolved { bytes, digest, media_type, index, manifest } = self.resolve(reference).await?;
+
+        // Stage every missing blob, verified, before anything becomes visible.
+        let mut wanted = vec![&manifest.config];
+        wanted.extend(&manifest.layers);
+        let missing: Vec<&Descriptor> = wanted.into_iter().filter(|d| !layout.has_blob(&d.digest)).collect();
+        progress.add_total(missing.iter().map(|d| d.size).sum());
+        let mut staged = Vec::new();
+        for descriptor in missing {
+            staged.push((descriptor.digest.clone(), self.download(reference, descriptor, layout, progress).await?));
+        }
+        for (digest, file) in staged {
+            layout.commit_blob(&digest, file)?;
+        }
+        layout.put_blob(&digest, &bytes)?;
+        let mut tagged = Descriptor {
+            media_type: if media_type.is_empty() { MANIFEST_MEDIA_TYPE.into() } else { media_type },
+            digest: digest.clone(),
+            size: bytes.len() as u64,
+            annotations: Default::default(),
+            platform: None,
+        };
+        let mut index_digest = None;
+        if let Some((index_digest_value, index_bytes)) = index {
+            layout.put_blob(&index_digest_value, &index_bytes)?;
+            tagged = Descriptor {
+                media_type: INDEX_MEDIA_TYPE.into(),
+                digest: index_digest_value.clone(),
+                size: index_bytes.len() as u64,
+                annotations: Default::default(),
+                platform: None,
+            };
+            index_digest = Some(index_digest_value);
+        }
+        layout.set_ref(&label, &tagged)?;
+        let config_bytes = layout.read_blob(&manifest.config.digest)?;
+        Ok(Pulled { manifest_digest: digest, index_digest, manifest, manifest_size: bytes.len() as u64, config_bytes })
+    }
+
+    /// Reads the manifest and config of `reference` without storing anything (for `inspect`).
+    pub async fn fetch(&self, reference: &Reference, credential: &Credential) -> Result<Pulled, Error> {
+        self.authenticate(reference, credential, RegistryOperation::Pull).await?;
+        let Resolved { bytes, digest, index, manifest, .. } = self.resolve(reference).await?;
+        let mut config_bytes = Vec::new();
+        let mut stream = self
+            .client
+            .pull_blob_stream(reference, manifest.config.digest.as_str())
+            .await
+            .map_err(|e| map_error(reference, e))?
+            .stream;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::Registry { reference: reference.whole(), detail: e.to_string() })?;
+            config_bytes.extend_from_slice(&chunk);
+            if config_bytes.len() as u64 > manifest.config.size {
+                break;
+            }
+        }
+        crate::digest::verify(&format!("config of {}", reference.whole()), &manifest.config.digest, &config_bytes)?;
+        let index_digest = index.map(|(digest, _)| digest);
+        Ok(Pulled { manifest_digest: digest, index_digest, manifest, manifest_size: bytes.len() as u64, config_bytes })
+    }
+
+    /// Fetches the manifest, following an image index to its Wasm entry.
+    async fn resolve(&self, reference: &Reference) -> Result<Resolved, Error> {
+        let label = reference.whole();
+        let (mut bytes, mut digest) = self.fetch_manifest(reference).await?;
+        let mut index = None;
+        let mut media_type = media_type_of(&bytes);
+        if let Some(parsed) = parse_index(&media_type, &bytes, &label)? {
+            let entry = choose_wasm_entry(&parsed, &label)?;
+            tracing::debug!(index = %digest, entry = %entry.digest, "resolved image index");
+            index = Some((digest, bytes));
+            (bytes, digest) = self.fetch_manifest(&reference.clone_with_digest(entry.digest.clone())).await?;
+            media_type = entry.media_type;
+        }
+        let manifest = parse_manifest(&bytes, &label)?;
+        Ok(Resolved { bytes, digest, media_type, index, manifest })
+    }
+
+    /// Fetches a manifest or index; oci-client checks it against the digest header and the
+    /// reference's digest.
+    async fn fetch_manifest(&self, reference: &Reference) -> Result<(Vec<u8>, String), Error> {
+        let accepted = [MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, DOCKER_LIST_MEDIA_TYPE];
+        let (bytes, digest) = self
+            .client
+            .pull_manifest_raw(reference, &RegistryAuth::Anonymous, &accepted)
+            .await
+            .map_err(|e| map_error(reference, e))?;
+        if let Some(expected) = reference.digest() {
+            crate::digest::verify(&format!("manifest {}", reference.whole()), expected, &bytes)?;
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    /// Streams one blob into a temp file in the store, hashing as it goes.
+    async fn download(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        layout: &Layout,
+        progress: &dyn Progress,
+    ) -> Result<tempfile::NamedTempFile, Error> {
+        let expected = descriptor.digest.as_str();
+        sha256_hex(expected)?;
+        let mut file = layout.temp_file()?;
+        let mut hasher = Hasher::default();
+        let mut received = 0u64;
+        let mut stream =
+            self.client.pull_blob_stream(reference, expected).await.map_err(|e| map_error(reference, e))?.stream;
+        let mut failure = None;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    received += chunk.len() as u64;
+                    if received > descriptor.size {
+                        failure =
+                            Some(format!("blob {expected} is larger than its declared {} bytes", descriptor.size));
+                        break;
+                    }
+                    hasher.update(&chunk);
+                    file.write_all(&chunk).map_err(|source| Error::Io { path: file.path().into(), source })?;
+                    progress.advance(chunk.len() as u64);
+                }
+                Err(e) => {
+                    failure = Some(format!("downloading blob {expected}: {e}"));
+                    break;
+                }
+            }
+        }
+        // A blob of the declared size with the wrong bytes is a digest error, however the
+        // transport reported it.
+        if received == descriptor.size {
+            let actual = hasher.finish();
+            if actual != expected {
+                return Err(Error::DigestMismatch {
+                    what: format!("blob of {}", reference.whole()),
+                    expected: expected.into(),
+                    actual,
+                });
+            }
+            if failure.is_none() {
+                return Ok(file);
+            }
+        }
+        let detail = failure.unwrap_or_else(|| format!("blob {expected}: got {received} of {} bytes", descriptor.size));
+        Err(Error::Registry { reference: reference.whole(), detail })
+    }
+}
+
+/// A manifest as fetched, with the index it came from.
+struct Resolved {
+    bytes: Vec<u8>,
+    digest: String,
+    media_type: String,
+    /// `(digest, bytes)` of the index, if the reference named one.
+    index: Option<(String, Vec<u8>)>,
+    manifest: Manifest,
+}
+
+fn media_type_of(bytes: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        #[serde(default)]
+        media_type: Option<String>,
+        #[serde(default)]
+        manifests: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<Probe>(bytes) {
+        Ok(Probe { media_type: Some(t), .. }) => t,
+        Ok(Probe { manifests: Some(_), .. }) => INDEX_MEDIA_TYPE.into(),
+        _ => String::new(),
+    }
+}
+
+/// The index in `bytes`, if `media_type` (or the document itself) says it is one.
+fn parse_index(media_type: &str, bytes: &[u8], label: &str) -> Result<Option<Index>, Error> {
+    let media_type = if media_type.is_empty() { media_type_of(bytes) } else { media_type.to_string() };
+    if media_type != INDEX_MEDIA_TYPE
+        && media_type != DOCKER_LIST_MEDIA_TYPE
+        && media_type_of(bytes) != INDEX_MEDIA_TYPE
+    {
+        return Ok(None);
+    }
+    serde_json::from_slice(bytes).map(Some).map_err(|source| Error::Json { what: format!("index of {label}"), source })
+}
+
+/// The Wasm entry of an index: a `wasm` architecture or `wasi*` OS, else the only entry.
+fn choose_wasm_entry(index: &Index, label: &str) -> Result<Descriptor, Error> {
+    let is_wasm =
+        |d: &&Descriptor| d.platform.as_ref().is_some_and(|p| p.architecture == "wasm" || p.os.starts_with("wasi"));
+    if let Some(entry) = index.manifests.iter().find(is_wasm) {
+        return Ok(entry.clone());
+    }
+    match index.manifests.as_slice() {
+        [only] => Ok(only.clone()),
+        entries => {
+            let platforms: Vec<String> = entries
+                .iter()
+                .map(|d| d.platform.as_ref().map_or("unknown".into(), |p| format!("{}/{}", p.os, p.architecture)))
+                .collect();
+            Err(Error::NotAWasmArtifact {
+                reference: label.into(),
+                reason: format!("an image index with no wasm entry (platforms: {})", platforms.join(", ")),
+            })
+        }
+    }
+}
+
+/// Parses an image manifest and checks that layer 0 holds Wasm.
+fn parse_manifest(bytes: &[u8], label: &str) -> Result<Manifest, Error> {
+    let manifest: Manifest =
+        serde_json::from_slice(bytes).map_err(|source| Error::Json { what: format!("manifest of {label}"), source })?;
+    match manifest.layers.first() {
+        Some(layer) if is_wasm_layer(&layer.media_type) => Ok(manifest),
+        Some(layer) => Err(Error::NotAWasmArtifact {
+            reference: label.into(),
+            reason: format!("its first layer is `{}`, not a Wasm layer (`application/wasm`)", layer.media_type),
+        }),
+        None => Err(Error::NotAWasmArtifact { reference: label.into(), reason: "it has no layers".into() }),
+    }
+}
+
+/// Turns oci-client's errors into ones that say "not found", "authentication failed" or
+/// "digest mismatch" when that is what happened.
+fn map_error(reference: &Reference, error: OciDistributionError) -> Error {
+    let registry = reference.resolve_registry().to_string();
+    let not_found = || Error::NotFound { reference: reference.whole() };
+    match error {
+        OciDistributionError::UnauthorizedError { .. } => Error::Auth { registry, detail: "401 Unauthorized".into() },
+        OciDistributionError::AuthenticationFailure(reason) => {
+            Error::Auth { registry, detail: one_line(&reason).unwrap_or_else(|| "rejected".into()) }
+        }
+        OciDistributionError::ImageManifestNotFoundError(_) => not_found(),
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+            if codes.iter().any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
+                Error::Auth { registry, detail: envelope.to_string() }
+            } else if codes.iter().any(|c| {
+                matches!(c, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::BlobUnknown)
+            }) {
+                not_found()
+            } else {
+                Error::Registry {
+                    reference: reference.whole(),
+                    detail: one_line(&envelope.to_string()).unwrap_or_default(),
+                }
+            }
+        }
+        OciDistributionError::ServerError { code: 401 | 403, message, .. } => {
+            Error::Auth { registry, detail: one_line(&message).unwrap_or_else(|| "forbidden".into()) }
+        }
+        OciDistributionError::ServerError { code: 404, .. } => not_found(),
+        OciDistributionError::RequestError(e) if e.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) => {
+            Error::Auth { registry, detail: e.status().map(|s| s.to_string()).unwrap_or_default() }
+        }
+        OciDistributionError::RequestError(e) if e.status().is_some_and(|s| s.as_u16() == 404) => not_found(),
+        OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError { expected, actual }) => {
+            Error::DigestMismatch { what: reference.whole(), expected, actual }
+        }
+        other => Error::Registry { reference: reference.whole(), detail: chain(&other) },
+    }
+}
+
+/// An error and its sources on one line, with a hint when TLS met a plain-HTTP server.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    let mut line = one_line(&parts.join(": ")).unwrap_or_default();
+    if line.contains("InvalidContentType")
+        || line.contains("invalid peer certificate")
+        || line.contains("corrupt message")
+    {
+        line += " (for a plain-HTTP registry, pass --insecure HOST or write the reference as http://...)";
+    }
+    line
+}
+
+fn one_line(text: &str) -> Option<String> {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!line.is_empty()).then_some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::Platform;
+    use crate::digest::sha256_digest;
+
+    fn entry(os: &str, arch: &str) -> Descriptor {
+        Descriptor {
+            media_type: MANIFEST_MEDIA_TYPE.into(),
+            digest: sha256_digest(os.as_bytes()),
+            size: 1,
+            annotations: Default::default(),
+            platform: Some(Platform { os: os.into(), architecture: arch.into() }),
+        }
+    }
+
+    #[test]
+    fn an_index_resolves_to_its_wasm_entry() {
+        let index =
+            Index { manifests: vec![entry("linux", "amd64"), entry("wasip2", "wasm"), entry("linux", "arm64")] };
+        assert_eq!(choose_wasm_entry(&index, "x").unwrap().platform.unwrap().os, "wasip2");
+        let index = Index { manifests: vec![entry("linux", "amd64"), entry("linux", "arm64")] };
+        let err = choose_wasm_entry(&index, "x").unwrap_err().to_string();
+        assert!(err.contains("no wasm entry") && err.contains("linux/amd64"), "{err}");
+    }
+
+    #[test]
+    fn manifests_are_read_liberally() {
+        let layer = |t: &str| format!(r#"{{"mediaType":"{t}","digest":"sha256:{}","size":3}}"#, "a".repeat(64));
+        let manifest = |layers: &[String]| {
+            format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":2}},"layers":[{}]}}"#,
+                "b".repeat(64),
+                layers.join(",")
+            )
+        };
+        for legacy in crate::artifact::LEGACY_LAYER_MEDIA_TYPES {
+            let text = manifest(&[layer(legacy), layer("application/octet-stream")]);
+            assert_eq!(parse_manifest(text.as_bytes(), "x").unwrap().layers.len(), 2);
+        }
+        let text = manifest(&[layer("application/vnd.oci.image.layer.v1.tar+gzip")]);
+        let err = parse_manifest(text.as_bytes(), "x").unwrap_err().to_string();
+        assert!(err.contains("not a Wasm layer"), "{err}");
+        assert!(parse_manifest(manifest(&[]).as_bytes(), "x").is_err());
+    }
+
+    #[test]
+    fn references_and_plain_http() {
+        let r = parse_reference("http://127.0.0.1:5000/hello:v1").unwrap();
+        assert_eq!((r.registry(), r.repository(), r.tag()), ("127.0.0.1:5000", "hello", Some("v1")));
+        assert_eq!(plain_http_host("http://127.0.0.1:5000/hello:v1").as_deref(), Some("127.0.0.1:5000"));
+        assert_eq!(plain_http_host("127.0.0.1:5000/hello:v1"), None);
+        assert!(matches!(parse_reference("UPPER/Case::"), Err(Error::Reference { .. })));
+    }
+}

@@ -1,0 +1,112 @@
+//! `wharf serve`: serve `wasi:http` components over HTTP, a fresh instance per request.
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use wharf_host::policy::parse_duration;
+use wharf_host::{EngineOptions, Host, PoolOptions, Sandbox, WharfEngine};
+use wharf_http::{AppManifest, Server, ServerOptions, Target};
+
+use crate::exit::BadInput;
+use crate::policy_args::PolicyArgs;
+
+/// Request timeout for components whose policy sets none: deny unbounded CPU time by default.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serve a `wasi:http/proxy` component, or an app described by a `wharf.toml` manifest.
+#[derive(Args, Debug)]
+pub struct ServeCommand {
+    /// Address to listen on.
+    #[arg(long, visible_alias = "addr", value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Requests handled at once; further requests get 503 at once.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_concurrency: u32,
+
+    /// How long SIGINT/SIGTERM waits for in-flight requests before exiting.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    shutdown_timeout: String,
+
+    /// Grants for a single component (`--timeout` is per request, default 30s). With a
+    /// manifest, grants live in each `[component.NAME]` table instead.
+    #[command(flatten)]
+    policy: PolicyArgs,
+
+    /// A component (`.wasm`) or an app manifest (`.toml`).
+    #[arg(value_name = "COMPONENT|MANIFEST")]
+    source: String,
+}
+
+impl ServeCommand {
+    /// Validates every flag and the manifest, loads and links every component, then binds
+    /// and serves until SIGINT or SIGTERM.
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        let shutdown_timeout = parse_duration(&self.shutdown_timeout).context("--shutdown-timeout")?;
+        let mut app = if self.source.ends_with(".toml") {
+            if self.policy.is_set() {
+                return Err(BadInput(format!(
+                    "grant flags apply to a single component; with a manifest, put grants in its [component.NAME] tables ({})",
+                    self.source
+                ))
+                .into());
+            }
+            let text = std::fs::read_to_string(&self.source)
+                .with_context(|| format!("cannot read manifest {}", self.source))?;
+            AppManifest::parse(&text, Path::new(&self.source))?
+        } else {
+            AppManifest::single(&self.source, self.policy.to_policy()?)
+        };
+        for component in &mut app.components {
+            component.policy.timeout.get_or_insert(DEFAULT_REQUEST_TIMEOUT);
+        }
+        let stores = self.policy.stores()?;
+        let sandboxes = app
+            .components
+            .iter()
+            .map(|c| {
+                Sandbox::new(&c.policy, |name| std::env::var(name).ok())
+                    .and_then(|sandbox| sandbox.with_keyvalue(&stores))
+                    .with_context(|| format!("component {}", c.name))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+
+        let max_memory = app.components.iter().map(|c| c.policy.memory_limit()).max().unwrap_or_default();
+        let pool = PoolOptions { instances: self.max_concurrency, max_memory };
+        let engine = WharfEngine::new(&EngineOptions { pooling: Some(pool) })?;
+        let host = Host::new(engine.clone(), Some(wharf_host::CompileCache::new(crate::dirs::cache_dir())))?;
+        let mut targets = Vec::new();
+        for (spec, sandbox) in app.components.iter().zip(sandboxes) {
+            let (component, _) = host.load_file(&spec.source_path)?;
+            let pre = host.prepare_proxy(&spec.source, &component)?;
+            targets.push(Target { name: spec.name.clone(), pre, sandbox });
+        }
+
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let address = listener.local_addr()?;
+        eprintln!("Serving HTTP on http://{address}/");
+        let options = ServerOptions { max_concurrency: self.max_concurrency as usize, shutdown_timeout };
+        let server = Server::new(engine, targets, app.router, options);
+        server.serve(listener, shutdown_signal()).await;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        tracing::warn!("cannot install signal handlers; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,204 @@
+//! `wharf serve`: real HTTP against real guest components.
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use test_programs_artifacts::{CLI_ECHO, HTTP_ECHO, HTTP_HELLO};
+
+use crate::util::{Served, assert_one_clean_error, get, http, run, wharf};
+
+#[test]
+pub fn http_hello() {
+    let server = Served::start(&[HTTP_HELLO]);
+    for _ in 0..3 {
+        assert_eq!(get(&server.url("/")), (200, "Hello from a Wharf component!\n".to_string()));
+    }
+    assert!(server.log().contains("GET / 200 main"), "access log missing:\n{}", server.log());
+}
+
+#[test]
+pub fn http_echo() {
+    let server = Served::start(&[HTTP_ECHO]);
+    let mut response = http()
+        .post(&server.url("/echo?q=1&name=wharf"))
+        .header("X-Test", "yes")
+        .header("X-Many", "a,b")
+        .send("request body")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(header("x-path-with-query").as_deref(), Some("/echo?q=1&name=wharf"));
+    assert_eq!(header("x-method").as_deref(), Some("Method::Post"));
+    assert_eq!(header("x-echo-x-test").as_deref(), Some("yes"));
+    assert_eq!(header("x-echo-x-many").as_deref(), Some("a,b"));
+    assert_eq!(response.body_mut().read_to_string().unwrap(), "request body");
+}
+
+#[test]
+fn large_bodies_stream_both_ways() {
+    let server = Served::start(&[HTTP_ECHO]);
+    let size = 12 * 1024 * 1024;
+    let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let mut response = http().post(&server.url("/echo")).send(&body[..]).unwrap();
+    assert_eq!(response.status(), 200);
+    let echoed = response.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap();
+    assert!(echoed == body, "echoed body differs ({} bytes back)", echoed.len());
+
+    let (status, big) = get(&server.url(&format!("/big?bytes={size}")));
+    assert_eq!((status, big.len()), (200, size));
+}
+
+#[test]
+fn routes_between_components() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("wharf.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+            [application]
+            name = "two"
+            [[trigger.http]]
+            route = "/hello"
+            component = "hello"
+            [[trigger.http]]
+            route = "/api/..."
+            component = "echo"
+            [component.hello]
+            source = "{HTTP_HELLO}"
+            [component.echo]
+            source = "{HTTP_ECHO}"
+            env = ["ROLE=api"]
+            "#
+        ),
+    )
+    .unwrap();
+    let server = Served::start(&[manifest.to_str().unwrap()]);
+    assert_eq!(get(&server.url("/hello")), (200, "Hello from a Wharf component!\n".into()));
+    assert_eq!(get(&server.url("/api/anything")), (200, "hello from http_echo\n".into()));
+    let (status, body) = get(&server.url("/nowhere"));
+    assert_eq!((status, body.as_str()), (404, "no route for /nowhere\n"));
+    // Routing uses the path as sent: `..` does not climb out of the `/api/...` route.
+    assert_eq!(get(&server.url("/api/../hello")), (200, "hello from http_echo\n".into()));
+    let log = server.log();
+    assert!(log.contains("GET /hello 200 hello") && log.contains("GET /api/anything 200 echo"), "{log}");
+}
+
+/// A minimal HTTP server on 127.0.0.1 that answers every request with `upstream`.
+fn upstream_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nupstream");
+        }
+    });
+    port
+}
+
+#[test]
+fn outbound_http_follows_the_allowlist() {
+    let port = upstream_server();
+    let fetch = |server: &Served, target: &str| get(&server.url(&format!("/fetch?url=http://{target}/x")));
+    let allowed = Served::start(&["--allow-net", &format!("http://127.0.0.1:{port}"), HTTP_ECHO]);
+    assert_eq!(fetch(&allowed, &format!("127.0.0.1:{port}")), (200, "upstream 200: upstream".into()));
+    let (status, body) = fetch(&allowed, &format!("127.0.0.1:{}", port.wrapping_add(1)));
+    assert_eq!((status, body.as_str()), (502, "outbound request failed: ErrorCode::HttpRequestDenied"));
+    let (status, body) = fetch(&allowed, &format!("localhost:{port}"));
+    assert_eq!((status, body.as_str()), (502, "outbound request failed: ErrorCode::HttpRequestDenied"));
+
+    let denied = Served::start(&["--allow-net", "*.example.test", HTTP_ECHO]);
+    let (status, body) = fetch(&denied, &format!("127.0.0.1:{port}"));
+    assert_eq!((status, body.as_str()), (502, "outbound request failed: ErrorCode::HttpRequestDenied"));
+    assert!(denied.log().contains("outbound HTTP request denied by policy"), "{}", denied.log());
+}
+
+#[test]
+fn hostile_requests_fail_alone() {
+    let server = Served::start(&["--timeout", "3s", "--max-memory", "32MiB", HTTP_ECHO]);
+    // More spinning guests than the runtime has worker threads: each must yield.
+    let looping: Vec<_> = (0..4)
+        .map(|_| {
+            let url = server.url("/loop");
+            std::thread::spawn(move || (get(&url), Instant::now()))
+        })
+        .collect();
+    // While they spin, other requests are served: both answers arrive before any timeout does.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(&server.url("/")).0, 200);
+    assert_eq!(get(&server.url("/sleep?ms=10")).0, 200);
+    let served = Instant::now();
+    for request in looping {
+        let ((status, body), answered) = request.join().unwrap();
+        assert_eq!((status, body.as_str()), (504, "504 Gateway Timeout: guest timed out after 3s\n"));
+        assert!(served < answered, "a spinning guest held up other requests until it timed out");
+    }
+
+    let (status, body) = get(&server.url("/trap"));
+    assert_eq!(status, 500);
+    assert!(body.starts_with("500 Internal Server Error: guest trapped: "), "{body}");
+    let (status, body) = get(&server.url("/memory?mb=100"));
+    assert_eq!((status, body.as_str()), (500, "500 Internal Server Error: guest exceeded its memory limit of 32MiB\n"));
+    assert_eq!(get(&server.url("/memory?mb=8")), (200, "allocated 8 MiB".into()));
+    assert_eq!(get(&server.url("/")).0, 200, "the server keeps serving after every attack");
+}
+
+#[test]
+fn over_the_bound_gets_503() {
+    let server = Served::start(&["--max-concurrency", "2", HTTP_ECHO]);
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let url = server.url("/sleep?ms=1500");
+            std::thread::spawn(move || get(&url))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, body) = get(&server.url("/"));
+    assert_eq!((status, body.as_str()), (503, "server busy: 2 requests in flight\n"));
+    for request in slow {
+        assert_eq!(request.join().unwrap(), (200, "slept 1500 ms".into()));
+    }
+    assert_eq!(get(&server.url("/")).0, 200);
+}
+
+#[test]
+fn graceful_shutdown_drains() {
+    let mut server = Served::start(&[HTTP_ECHO]);
+    let in_flight = {
+        let url = server.url("/sleep?ms=1500");
+        std::thread::spawn(move || get(&url))
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert_eq!(in_flight.join().unwrap(), (200, "slept 1500 ms".into()));
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+    assert!(server.log().contains("all requests finished"), "{}", server.log());
+    assert!(std::net::TcpStream::connect(server.base.trim_start_matches("http://")).is_err());
+}
+
+#[test]
+fn configuration_is_checked_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("wharf.toml");
+    std::fs::write(
+        &manifest,
+        "[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n[component.a]\nsource = \"a.wasm\"\ntimeout = \"soon\"\n",
+    )
+    .unwrap();
+    let path = manifest.to_str().unwrap();
+    let out = run(wharf(&["serve", path])).expect_code(2);
+    assert_one_clean_error(&out, &format!("{path}: component.a: invalid timeout `soon`"));
+
+    let out = run(wharf(&["serve", "--env", "A=1", path])).expect_code(2);
+    assert_one_clean_error(&out, "grant flags apply to a single component");
+    let out = run(wharf(&["serve", CLI_ECHO])).expect_code(2);
+    assert_one_clean_error(&out, "does not export `wasi:http/incoming-handler`");
+    let out = run(wharf(&["serve", "--shutdown-timeout", "never", HTTP_HELLO])).expect_code(2);
+    assert_one_clean_error(&out, "invalid timeout `never`");
+    let out = run(wharf(&["serve", "--listen", "256.0.0.1:80", HTTP_HELLO])).expect_code(2);
+    assert!(out.stderr.contains("invalid socket address"), "{}", out.stderr);
+}
