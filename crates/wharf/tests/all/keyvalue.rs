@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use test_programs_artifacts::{KV_DRAFT, KV_STORE};
+use test_programs_artifacts::{HTTP_COUNTER, KV_DRAFT, KV_STORE};
 
 use crate::redis::{RedisServer, free_port};
-use crate::util::{Run, assert_one_clean_error, run, wharf};
+use crate::util::{Run, Served, assert_one_clean_error, get, run, wharf};
 
 /// A temp dir holding the data dir and a runtime config whose `default` store is `store`.
 struct Kv {
@@ -77,6 +77,23 @@ pub fn kv_draft() {
         let out = kv.run(KV_DRAFT, &["b"]);
         assert_eq!((out.code, out.stdout.as_str()), (0, "ok\n"), "{name}: {out:?}");
     }
+}
+
+/// `wharf serve` grants buckets through the same flags and stores as `wharf run`.
+#[test]
+pub fn http_counter() {
+    let kv = Kv::redb();
+    let config = kv.dir.path().join("runtime.toml");
+    let server = Served::start(&["--runtime-config", config.to_str().unwrap(), "--kv", "hits", HTTP_COUNTER]);
+    for n in 1..=3 {
+        assert_eq!(get(&server.url("/")), (200, format!("hits: {n}\n")));
+    }
+    drop(server);
+    let server = Served::start(&["--runtime-config", config.to_str().unwrap(), "--kv", "hits", HTTP_COUNTER]);
+    assert_eq!(get(&server.url("/")), (200, "hits: 4\n".to_string()), "state survives a restart");
+    drop(server);
+    let server = Served::start(&[HTTP_COUNTER]);
+    assert_eq!(get(&server.url("/")), (500, "error: access-denied\n".to_string()));
 }
 
 #[test]
