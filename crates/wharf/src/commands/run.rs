@@ -5,7 +5,7 @@ use clap::Args;
 use wharf_host::{EngineOptions, Sandbox, Stdio};
 
 use super::source::SourceArgs;
-use crate::exit::{self, BadInput};
+use crate::exit;
 use crate::policy_args::PolicyArgs;
 
 /// Run a WASI 0.2 command component (`wasi:cli/run`).
@@ -34,17 +34,7 @@ impl RunCommand {
         let policy = self.policy.to_policy()?;
         let sandbox = Sandbox::new(&policy, |name| std::env::var(name).ok())?.with_keyvalue(&self.policy.stores()?)?;
         let loaded = self.source.load(&self.component).await?;
-        if let Some(imports) = &loaded.declared_imports {
-            let missing = wharf_host::provides::missing_imports(imports.iter().map(String::as_str));
-            if !missing.is_empty() {
-                return Err(BadInput(format!(
-                    "{} imports {}, which wharf does not provide",
-                    loaded.name,
-                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
-                ))
-                .into());
-            }
-        }
+        loaded.check_declared_imports()?;
 
         let host = super::new_host(&EngineOptions::default())?;
         let (component, cache) = host.load(&loaded.name, &loaded.bytes)?;

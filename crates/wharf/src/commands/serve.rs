@@ -10,6 +10,8 @@ use wharf_host::policy::parse_duration;
 use wharf_host::{EngineOptions, Host, PoolOptions, Sandbox, WharfEngine};
 use wharf_http::{AppManifest, Server, ServerOptions, Target};
 
+use super::oci::{Source, parse_source};
+use super::source::SourceArgs;
 use crate::exit::BadInput;
 use crate::policy_args::PolicyArgs;
 
@@ -36,8 +38,12 @@ pub struct ServeCommand {
     #[command(flatten)]
     policy: PolicyArgs,
 
-    /// A component (`.wasm`) or an app manifest (`.toml`).
-    #[arg(value_name = "COMPONENT|MANIFEST")]
+    #[command(flatten)]
+    pull: SourceArgs,
+
+    /// A component (`.wasm` file, `oci:DIR[:NAME]` or registry reference) or an app manifest
+    /// (`.toml`, whose `source` keys take the same forms).
+    #[arg(value_name = "COMPONENT|REF|MANIFEST")]
     source: String,
 }
 
@@ -80,7 +86,14 @@ impl ServeCommand {
         let host = Host::new(engine.clone(), Some(wharf_host::CompileCache::new(crate::dirs::cache_dir())))?;
         let mut targets = Vec::new();
         for (spec, sandbox) in app.components.iter().zip(sandboxes) {
-            let (component, _) = host.load_file(&spec.source_path)?;
+            // Files are relative to the manifest; layouts and references are taken as written.
+            let input = match parse_source(&spec.source)? {
+                Source::File(_) => spec.source_path.display().to_string(),
+                _ => spec.source.clone(),
+            };
+            let loaded = self.pull.load(&input).await?;
+            loaded.check_declared_imports()?;
+            let (component, _) = host.load(&loaded.name, &loaded.bytes)?;
             let pre = host.prepare_proxy(&spec.source, &component)?;
             targets.push(Target { name: spec.name.clone(), pre, sandbox });
         }

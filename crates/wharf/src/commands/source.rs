@@ -1,4 +1,4 @@
-//! Where `wharf run` (and later serve/mcp) gets a component: a file, an `oci:DIR[:NAME]`
+//! Where `wharf run` and `wharf serve` (and later mcp) get a component: a file, an `oci:DIR[:NAME]`
 //! layout, or a registry reference pulled once into the local store.
 use std::path::PathBuf;
 
@@ -81,6 +81,20 @@ impl SourceArgs {
         let config: Option<WasmConfig> = serde_json::from_slice(&pulled.config_bytes).ok();
         let declared_imports = config.and_then(|c| c.component).map(|c| c.imports);
         Ok(Loaded { name: input.to_string(), bytes, declared_imports })
+    }
+}
+
+impl Loaded {
+    /// Refuses, listing every one, imports the artifact declares that the host cannot provide
+    /// (checked before anything is compiled).
+    pub fn check_declared_imports(&self) -> anyhow::Result<()> {
+        let Some(imports) = &self.declared_imports else { return Ok(()) };
+        let missing = wharf_host::provides::missing_imports(imports.iter().map(String::as_str));
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+        Err(BadInput(format!("{} imports {list}, which wharf does not provide", self.name)).into())
     }
 }
 

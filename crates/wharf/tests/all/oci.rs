@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use test_programs_artifacts::{CLI_ECHO, CLI_UNSATISFIED};
+use test_programs_artifacts::{CLI_ECHO, CLI_UNSATISFIED, HTTP_HELLO};
 
 use crate::registry::{TestRegistry, sha256};
-use crate::util::{Run, assert_one_clean_error, run, run_with_stdin, wharf};
+use crate::util::{Run, Served, assert_one_clean_error, get, run, run_with_stdin, wharf};
 
 /// A private data dir (store, logins) and Docker config dir for one test.
 struct Env {
@@ -138,6 +138,22 @@ fn push_pull_inspect_run_round_trip() {
         assert_one_clean_error(&out, "not found");
     }
     assert_eq!(other.stored_blobs(), 0);
+}
+
+#[test]
+fn serve_from_a_reference() {
+    let registry = TestRegistry::anonymous();
+    let env = Env::new();
+    let host = registry.host.as_str();
+    let reference = registry.reference("hello-http:v1");
+    env.run(&["push", "--insecure", host, HTTP_HELLO, &reference]).expect_code(0);
+    let server = Served::spawn(env.wharf(&["serve", "--listen", "127.0.0.1:0", "--insecure", host, &reference]));
+    assert_eq!(get(&server.url("/")), (200, "Hello from a Wharf component!\n".to_string()));
+    drop(server);
+    // Pulled once: the store serves it without the registry.
+    drop(registry);
+    let server = Served::spawn(env.wharf(&["serve", "--listen", "127.0.0.1:0", "--pull=never", &reference]));
+    assert_eq!(get(&server.url("/")).0, 200);
 }
 
 #[test]

@@ -86,9 +86,15 @@ pub struct Served {
 impl Served {
     /// Starts `wharf serve --listen 127.0.0.1:0 ARGS` and waits until it listens.
     pub fn start(args: &[&str]) -> Served {
-        use std::io::BufRead;
         let mut cmd = wharf(&["serve", "--listen", "127.0.0.1:0"]);
-        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.args(args);
+        Served::spawn(cmd)
+    }
+
+    /// Starts `cmd` (a `wharf serve --listen 127.0.0.1:0 ...`) and waits until it listens.
+    pub fn spawn(mut cmd: Command) -> Served {
+        use std::io::BufRead;
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
