@@ -58,7 +58,14 @@ impl WharfEngine {
                 .total_tables(pool.instances.saturating_mul(4))
                 .total_stacks(pool.instances)
                 .max_memory_size(usize::try_from(pool.max_memory).unwrap_or(usize::MAX))
-                .max_unused_warm_slots(pool.instances.min(100));
+                .max_unused_warm_slots(pool.instances.min(100))
+                // Fewer madvise calls per request: each one costs a TLB shootdown on every core
+                // running the process, the largest cost of instance-per-request serving. Small
+                // tables and the first 64 KiB of each memory are reset with memset instead, and
+                // the remaining decommits are batched (measured in BENCHMARKS.md).
+                .table_keep_resident(64 << 10)
+                .linear_memory_keep_resident(64 << 10)
+                .decommit_batch_size((pool.instances as usize / 8).clamp(1, 32));
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
         }
         let engine = Engine::new(&config)?;
