@@ -68,7 +68,7 @@ pub struct Sandbox {
     // WASI cloud interfaces: configuration resolved here, buckets bound by `with_keyvalue`.
     config: Arc<wharf_config::ConfigVars>,
     kv_grants: Vec<KvGrant>,
-    keyvalue: wharf_keyvalue::KeyValueCtx,
+    keyvalue: Arc<wharf_keyvalue::KeyValueCtx>,
 }
 
 impl Sandbox {
@@ -88,7 +88,7 @@ impl Sandbox {
             timeout: policy.timeout,
             config: Arc::new(resolve_config(policy, &host_env)),
             kv_grants: policy.keyvalue.clone(),
-            keyvalue: wharf_keyvalue::KeyValueCtx::new(),
+            keyvalue: Arc::new(wharf_keyvalue::KeyValueCtx::new()),
         })
     }
 
@@ -100,7 +100,7 @@ impl Sandbox {
                 let known = stores.names().collect::<Vec<_>>().join(", ");
                 return Err(SandboxError::KvStore { bucket: grant.bucket.clone(), store: grant.store.clone(), known });
             };
-            self.keyvalue.grant(grant.bucket.clone(), store);
+            Arc::make_mut(&mut self.keyvalue).grant(grant.bucket.clone(), store);
         }
         Ok(self)
     }
@@ -184,7 +184,8 @@ pub struct HostState {
     http: WasiHttpCtx,
     outbound: OutboundHttp,
     limits: Limits,
-    keyvalue: wharf_keyvalue::KeyValueCtx,
+    // Shared with the sandbox: a request's store must not copy the bucket map.
+    keyvalue: Arc<wharf_keyvalue::KeyValueCtx>,
     config: Arc<wharf_config::ConfigVars>,
 }
 
