@@ -109,7 +109,7 @@ impl Server {
             Ok(()) => tracing::info!("all requests finished"),
             Err(_) => tracing::warn!(
                 "gave up waiting for in-flight requests after {}",
-                humantime(self.options.shutdown_timeout)
+                seconds(self.options.shutdown_timeout)
             ),
         }
     }
@@ -120,10 +120,7 @@ impl Server {
         let path = request.uri().path().to_string();
         let (response, component) = match self.router.route(&path) {
             None => (plain(StatusCode::NOT_FOUND, format!("no route for {path}\n")), "-"),
-            Some(index) => {
-                let target = self.targets[index].clone();
-                (self.call(target.clone(), request).await, self.targets[index].name.as_str())
-            }
+            Some(index) => (self.call(self.targets[index].clone(), request).await, self.targets[index].name.as_str()),
         };
         tracing::info!(
             target: "wharf::access",
@@ -278,6 +275,6 @@ fn plain(status: StatusCode, text: String) -> Response<HyperOutgoingBody> {
     response
 }
 
-fn humantime(d: Duration) -> String {
+fn seconds(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
