@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use wasmtime::Trap;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -133,6 +133,11 @@ impl Host {
             None => compile().map(|c| (c, CacheStatus::Disabled)),
         };
         result.map_err(|e| LoadError::Invalid { name: name.into(), reason: one_line(&e) })
+    }
+
+    /// Links `component` for calls to any of its exports, checking every import up front.
+    pub fn prepare(&self, name: &str, component: &Component) -> Result<InstancePre<HostState>, LoadError> {
+        self.linker.instantiate_pre(component).map_err(|e| link_error(name, &e))
     }
 
     /// Links `component` as a `wasi:cli/command`, checking every import up front.

@@ -18,6 +18,7 @@
 //! ```
 mod cache;
 mod engine;
+mod guest_log;
 mod host;
 mod outbound;
 pub mod policy;

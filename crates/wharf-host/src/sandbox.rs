@@ -11,6 +11,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::engine::WharfEngine;
+use crate::guest_log::LogStream;
 use crate::outbound::OutboundHttp;
 use crate::policy::{ConfigSource, DirGrant, KvGrant, NetRule, Policy, SocketGrants};
 
@@ -53,6 +54,9 @@ pub enum Stdio {
     InheritOutput,
     /// Closed stdin; output discarded.
     Null,
+    /// Closed stdin; output becomes `wharf::guest` log lines (bounded), for servers whose
+    /// stdout is a protocol stream.
+    Log,
 }
 
 /// A policy made ready to build stores from: environment resolved, names resolved,
@@ -69,6 +73,8 @@ pub struct Sandbox {
     config: Arc<wharf_config::ConfigVars>,
     kv_grants: Vec<KvGrant>,
     keyvalue: Arc<wharf_keyvalue::KeyValueCtx>,
+    // Names the component in logged guest output.
+    label: Arc<str>,
 }
 
 impl Sandbox {
@@ -89,7 +95,14 @@ impl Sandbox {
             config: Arc::new(resolve_config(policy, &host_env)),
             kv_grants: policy.keyvalue.clone(),
             keyvalue: Arc::new(wharf_keyvalue::KeyValueCtx::new()),
+            label: "guest".into(),
         })
+    }
+
+    /// Names the component in logs of its output ([`Stdio::Log`]).
+    pub fn with_label(mut self, label: &str) -> Self {
+        self.label = label.into();
+        self
     }
 
     /// Binds each granted key-value bucket to its store in `stores`. Until this is called, a
@@ -123,6 +136,10 @@ impl Sandbox {
             Stdio::Inherit => drop(wasi.inherit_stdio()),
             Stdio::InheritOutput => drop(wasi.inherit_stdout().inherit_stderr()),
             Stdio::Null => {}
+            Stdio::Log => {
+                wasi.stdout(LogStream::new(self.label.clone(), "stdout"));
+                wasi.stderr(LogStream::new(self.label.clone(), "stderr"));
+            }
         }
         for grant in &self.dirs {
             let perms = if grant.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
@@ -162,18 +179,25 @@ impl Sandbox {
             limits: Limits { inner: limits, memory_denied: false },
             keyvalue: self.keyvalue.clone(),
             config: self.config.clone(),
+            deadline: None,
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limits);
         // Every epoch tick the guest yields to the async runtime, so a spinning guest cannot
         // starve other requests on the same worker thread; past its deadline it is interrupted.
-        let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
+        self.restart_deadline(&mut store);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| match deadline {
+        store.epoch_deadline_callback(|store| match store.data().deadline {
             Some(deadline) if Instant::now() >= deadline => Ok(UpdateDeadline::Interrupt),
             _ => Ok(UpdateDeadline::Yield(1)),
         });
         Ok(store)
+    }
+
+    /// Gives the store a full timeout again from now: for a store that serves several calls
+    /// (one instance per MCP session), where the timeout bounds each call.
+    pub fn restart_deadline(&self, store: &mut Store<HostState>) {
+        store.data_mut().deadline = self.timeout.map(|timeout| Instant::now() + timeout);
     }
 }
 
@@ -187,6 +211,8 @@ pub struct HostState {
     // Shared with the sandbox: a request's store must not copy the bucket map.
     keyvalue: Arc<wharf_keyvalue::KeyValueCtx>,
     config: Arc<wharf_config::ConfigVars>,
+    // When the running call is interrupted; `None` runs unbounded.
+    deadline: Option<Instant>,
 }
 
 impl HostState {

@@ -32,6 +32,8 @@ enum Command {
     Push(commands::push::PushCommand),
     Pull(commands::pull::PullCommand),
     Inspect(commands::inspect::InspectCommand),
+    Mcp(commands::mcp::McpCommand),
+    Call(commands::mcp::CallCommand),
     Login(commands::login::LoginCommand),
     Logout(commands::login::LogoutCommand),
 }
@@ -41,6 +43,9 @@ fn main() -> ExitCode {
     // Servers log one access line per request unless WHARF_LOG says otherwise.
     init_logging(match cli.command {
         Command::Serve(_) => "warn,wharf::access=info,wharf_http=info",
+        // Guest output is logged, never written to stdout (the stdio transport).
+        Command::Mcp(_) => "warn,wharf::guest=info,wharf::calls=info",
+        Command::Call(_) => "warn,wharf::guest=info",
         _ => "warn",
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -56,6 +61,8 @@ fn main() -> ExitCode {
             Command::Push(cmd) => cmd.execute().await,
             Command::Pull(cmd) => cmd.execute().await,
             Command::Inspect(cmd) => cmd.execute().await,
+            Command::Mcp(cmd) => cmd.execute().await,
+            Command::Call(cmd) => cmd.execute().await,
             Command::Login(cmd) => cmd.execute(),
             Command::Logout(cmd) => cmd.execute(),
         }

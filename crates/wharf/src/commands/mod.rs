@@ -3,6 +3,7 @@ pub mod cache;
 pub mod compile;
 pub mod inspect;
 pub mod login;
+pub mod mcp;
 pub mod oci;
 pub mod pull;
 pub mod push;

@@ -1,0 +1,18 @@
+//! `wharf mcp`: every function a component exports becomes an MCP tool, called in the
+//! component's sandbox. WIT types are published as JSON Schema (2020-12) and arguments and
+//! results follow that schema exactly (docs/mcp.md); resources are handles that live in the
+//! MCP session that created them.
+//!
+//! This crate knows nothing about HTTP routing or OCI, and never reads flags or the
+//! environment: the binary hands it loaded components and their sandboxes.
+mod catalog;
+mod docs;
+pub mod schema;
+mod server;
+mod toolbox;
+pub mod value;
+
+pub use catalog::{Catalog, Function};
+pub use docs::PackageDocs;
+pub use server::{MCP_PATH, McpHandler, call_result, serve_http, serve_stdio};
+pub use toolbox::{Outcome, Session, ToolComponent, Toolbox};

@@ -1,0 +1,205 @@
+//! The MCP server (rmcp): `tools/list` and `tools/call` over a [`Toolbox`], on stdio or
+//! streamable HTTP.
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::StreamableHttpServerConfig;
+use rmcp::transport::streamable_http_server::{StreamableHttpService, session::local::LocalSessionManager};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+
+use crate::toolbox::{Outcome, Session, Toolbox};
+
+/// The MCP path of the HTTP transport.
+pub const MCP_PATH: &str = "/mcp";
+
+/// Protocol versions offered, newest first. Handles to resources live in a session, and
+/// 2026-07-28 removed sessions, so it is not offered yet.
+const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_03_26,
+    ProtocolVersion::V_2024_11_05,
+];
+
+/// One MCP session's handler: the shared tool list and this session's instances and handles.
+#[derive(Clone)]
+pub struct McpHandler {
+    tools: Arc<[Tool]>,
+    session: Arc<Session>,
+}
+
+/// The tool list is built once; every `tools/list` clones `Arc`s.
+fn tool_list(toolbox: &Toolbox) -> Arc<[Tool]> {
+    toolbox
+        .functions()
+        .map(|f| {
+            let description = f.description.clone().unwrap_or_else(|| format!("Calls the WIT function `{}`.", f.name));
+            let tool = Tool::new(f.name.clone(), description, f.input_schema.clone());
+            match &f.output_schema {
+                Some(schema) => tool.with_raw_output_schema(schema.clone()),
+                None => tool,
+            }
+        })
+        .collect()
+}
+
+impl McpHandler {
+    /// A handler for a new session over `toolbox`.
+    pub fn new(toolbox: &Arc<Toolbox>) -> Self {
+        McpHandler { tools: tool_list(toolbox), session: Arc::new(toolbox.session()) }
+    }
+
+    fn for_new_session(&self, toolbox: &Arc<Toolbox>) -> Self {
+        McpHandler { tools: self.tools.clone(), session: Arc::new(toolbox.session()) }
+    }
+}
+
+/// The MCP result of a call: JSON as `structuredContent` and the same JSON as text.
+pub fn call_result(outcome: Outcome) -> CallToolResult {
+    match outcome {
+        Outcome::Returned(Some(value)) => CallToolResult::structured(json!({ "result": value })),
+        Outcome::Returned(None) => CallToolResult::structured(Value::Object(Map::new())),
+        Outcome::ErrResult(value) => CallToolResult::structured_error(json!({ "result": value })),
+        Outcome::Invalid(e) => CallToolResult::error(vec![ContentBlock::text(format!("invalid arguments: {e}"))]),
+        Outcome::Failed(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
+    }
+}
+
+impl ServerHandler for McpHandler {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder().enable_tools().build();
+        InitializeResult::new(capabilities)
+            .with_server_info(Implementation::new("wharf", env!("CARGO_PKG_VERSION")))
+            .with_protocol_version(PROTOCOL_VERSIONS[0].clone())
+            .with_instructions(
+                "Each tool is a function exported by a sandboxed WebAssembly component. \
+                 Handles returned by a tool are valid only in this session.",
+            )
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(PROTOCOL_VERSIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools.to_vec()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let args = request.arguments.unwrap_or_default();
+        let started = std::time::Instant::now();
+        let Some(outcome) = self.session.call(&request.name, &args).await else {
+            return Err(ErrorData::invalid_params(format!("unknown tool `{}`", request.name), None));
+        };
+        let status = match &outcome {
+            Outcome::Returned(_) => "ok",
+            Outcome::ErrResult(_) => "err",
+            Outcome::Invalid(_) => "invalid arguments",
+            Outcome::Failed(_) => "failed",
+        };
+        tracing::info!(target: "wharf::calls", tool = %request.name, status, elapsed = ?started.elapsed());
+        if let Outcome::Failed(message) = &outcome {
+            tracing::warn!(tool = %request.name, "{message}");
+        }
+        Ok(call_result(outcome).into())
+    }
+}
+
+/// Serves MCP on stdin/stdout until the client closes stdin.
+pub async fn serve_stdio(toolbox: Arc<Toolbox>) -> anyhow::Result<()> {
+    let service = McpHandler::new(&toolbox).serve(rmcp::transport::stdio()).await?;
+    service.waiting().await?;
+    Ok(())
+}
+
+/// Serves streamable HTTP at [`MCP_PATH`] on `listener` until `shutdown` resolves. Requests
+/// whose `Host` is not a loopback name or the listening address, or that carry a foreign
+/// `Origin`, are refused (DNS rebinding).
+pub async fn serve_http(
+    toolbox: Arc<Toolbox>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    let config = http_config(address);
+    let cancel = config.cancellation_token.clone();
+    let first = McpHandler::new(&toolbox);
+    let service = StreamableHttpService::new(
+        move || Ok(first.for_new_session(&toolbox)),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let handler = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                let service = service.clone();
+                async move { Ok::<_, Infallible>(route(&service, request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+    cancel.cancel();
+    Ok(())
+}
+
+async fn route(
+    service: &StreamableHttpService<McpHandler, LocalSessionManager>,
+    request: Request<hyper::body::Incoming>,
+) -> Response<BoxBody<Bytes, Infallible>> {
+    if request.uri().path() != MCP_PATH {
+        let body = Full::new(Bytes::from(format!("not found: MCP is served at {MCP_PATH}\n"))).boxed();
+        let mut response = Response::new(body);
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        return response;
+    }
+    service.handle(request).await
+}
+
+fn http_config(address: SocketAddr) -> StreamableHttpServerConfig {
+    let ip = address.ip().to_string();
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into(), "[::1]".into()];
+    if !hosts.contains(&ip) {
+        hosts.push(ip);
+    }
+    let origins = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
+    StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
+        .enforce_origin_validation()
+}

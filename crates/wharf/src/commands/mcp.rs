@@ -1,0 +1,173 @@
+//! `wharf mcp`: serve components' exported functions as MCP tools; `wharf call`: call one
+//! such function from the command line, with the same JSON encoding.
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{Map, Value};
+use wharf_host::{EngineOptions, Policy, Sandbox};
+use wharf_mcp::{Outcome, ToolComponent, Toolbox};
+
+use super::oci::{Source, parse_source};
+use super::source::SourceArgs;
+use crate::exit::BadInput;
+use crate::policy_args::PolicyArgs;
+
+/// Per-call timeout for components whose policy sets none: deny unbounded CPU time by default.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serve every function the components export as an MCP tool (stdio, or streamable HTTP).
+#[derive(Args, Debug)]
+pub struct McpCommand {
+    /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:8090).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+
+    /// Grants for every component (`--timeout` is per call, default 30s).
+    #[command(flatten)]
+    policy: PolicyArgs,
+
+    #[command(flatten)]
+    pull: SourceArgs,
+
+    /// Components (`.wasm` file, `oci:DIR[:NAME]` or registry reference), each optionally
+    /// followed by `::POLICY.toml`, a policy file for that component alone (merged over the
+    /// flags).
+    #[arg(value_name = "COMPONENT[::POLICY]", required = true)]
+    components: Vec<String>,
+}
+
+impl McpCommand {
+    /// Loads, links and catalogs every component, then serves until stdin closes (stdio) or
+    /// SIGINT/SIGTERM (HTTP).
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        let toolbox = load_toolbox(&self.policy, &self.pull, &self.components).await?;
+        let count = toolbox.functions().count();
+        match self.http {
+            None => {
+                tracing::info!("serving {count} tools on stdio");
+                wharf_mcp::serve_stdio(toolbox).await?;
+            }
+            Some(address) => {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address}"))?;
+                let address = listener.local_addr()?;
+                eprintln!("Serving {count} MCP tools on http://{address}{}", wharf_mcp::MCP_PATH);
+                wharf_mcp::serve_http(toolbox, listener, super::serve::shutdown_signal()).await?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Call one exported function: `wharf call COMPONENT TOOL --args JSON`.
+#[derive(Args, Debug)]
+pub struct CallCommand {
+    /// The arguments, as the JSON object the tool's input schema describes.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    args: String,
+
+    #[command(flatten)]
+    policy: PolicyArgs,
+
+    #[command(flatten)]
+    pull: SourceArgs,
+
+    /// The component: a `.wasm` file, `oci:DIR[:NAME]` or a registry reference.
+    #[arg(value_name = "COMPONENT")]
+    component: String,
+
+    /// The function's tool name, with or without the component prefix (`types.echo`).
+    #[arg(value_name = "TOOL")]
+    tool: String,
+}
+
+impl CallCommand {
+    /// Prints the result as JSON on stdout: exit 0, or 1 for an `err` result; bad arguments
+    /// exit 2.
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        let args: Map<String, Value> = match serde_json::from_str(&self.args) {
+            Ok(Value::Object(args)) => args,
+            Ok(other) => return Err(BadInput(format!("--args must be a JSON object, not {other}")).into()),
+            Err(e) => return Err(BadInput(format!("--args is not valid JSON: {e}")).into()),
+        };
+        let toolbox = load_toolbox(&self.policy, &self.pull, std::slice::from_ref(&self.component)).await?;
+        let prefix = &toolbox.components()[0].name;
+        let full = if self.tool.starts_with(&format!("{prefix}.")) {
+            self.tool.clone()
+        } else {
+            format!("{prefix}.{}", self.tool)
+        };
+        let session = toolbox.session();
+        let Some(outcome) = session.call(&full, &args).await else {
+            let known = toolbox.functions().map(|f| &f.name[prefix.len() + 1..]).collect::<Vec<_>>().join(", ");
+            return Err(BadInput(format!("{} has no tool `{}` (tools: {known})", self.component, self.tool)).into());
+        };
+        match outcome {
+            Outcome::Returned(Some(value)) => println!("{value}"),
+            Outcome::Returned(None) => {}
+            Outcome::ErrResult(value) => {
+                println!("{value}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Outcome::Invalid(e) => return Err(BadInput(format!("invalid arguments: {e}")).into()),
+            Outcome::Failed(message) => anyhow::bail!("{message}"),
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Loads every `COMPONENT[::POLICY]`, links it and makes its sandbox; a bad input fails here,
+/// before anything is served.
+async fn load_toolbox(flags: &PolicyArgs, pull: &SourceArgs, inputs: &[String]) -> anyhow::Result<Arc<Toolbox>> {
+    let base = flags.to_policy()?;
+    let stores = flags.stores()?;
+    let host = super::new_host(&EngineOptions::default())?;
+    let mut components = Vec::new();
+    for input in inputs {
+        let (source, policy_file) = match input.split_once("::") {
+            Some((source, file)) => (source, Some(Path::new(file))),
+            None => (input.as_str(), None),
+        };
+        let mut policy = match policy_file {
+            Some(file) => base.clone().merge(read_policy(file)?),
+            None => base.clone(),
+        };
+        policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
+        let sandbox = Sandbox::new(&policy, |name| std::env::var(name).ok())
+            .and_then(|sandbox| sandbox.with_keyvalue(&stores))
+            .with_context(|| format!("component {source}"))?;
+        let loaded = pull.load(source).await?;
+        loaded.check_declared_imports()?;
+        let (component, _) = host.load(&loaded.name, &loaded.bytes)?;
+        let pre = host.prepare(source, &component)?;
+        let name = component_name(source)?;
+        components.push(ToolComponent::new(host.engine(), &name, &component, &loaded.bytes, pre, sandbox));
+    }
+    Ok(Arc::new(Toolbox::new(host.engine().clone(), components)))
+}
+
+fn read_policy(path: &Path) -> anyhow::Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput(format!("cannot read policy file {}: {e}", path.display())))?;
+    Ok(Policy::from_toml(&text, path.parent().unwrap_or(Path::new("")))
+        .with_context(|| format!("in policy file {}", path.display()))?)
+}
+
+/// The prefix of a component's tool names: the file stem, the image name in a layout, or the
+/// last path segment of a registry repository.
+fn component_name(source: &str) -> anyhow::Result<String> {
+    let name = match parse_source(source)? {
+        Source::File(path) => path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+        Source::Layout { dir, name } => name
+            .map(|n| n.rsplit('/').next().unwrap_or(&n).split([':', '@']).next().unwrap_or_default().to_string())
+            .or_else(|| dir.file_name().map(|s| s.to_string_lossy().into_owned())),
+        Source::Registry(reference) => Some(reference.repository().rsplit('/').next().unwrap_or_default().to_string()),
+    };
+    Ok(name.filter(|n| !n.is_empty()).unwrap_or_else(|| "component".into()))
+}
