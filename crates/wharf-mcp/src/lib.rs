@@ -7,6 +7,9 @@
 //! environment: the binary hands it loaded components and their sandboxes.
 mod catalog;
 mod docs;
+mod manage;
+#[cfg(test)]
+mod roundtrip_tests;
 pub mod schema;
 mod server;
 mod toolbox;
@@ -14,5 +17,5 @@ pub mod value;
 
 pub use catalog::{Catalog, Function};
 pub use docs::PackageDocs;
-pub use server::{MCP_PATH, McpHandler, call_result, serve_http, serve_stdio};
-pub use toolbox::{Outcome, Session, ToolComponent, Toolbox};
+pub use server::{Loader, MCP_PATH, McpHandler, call_result, serve_http, serve_stdio};
+pub use toolbox::{Outcome, Session, ToolComponent, Toolbox, Tools};

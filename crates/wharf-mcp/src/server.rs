@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex as StdMutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
@@ -13,14 +14,15 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
     ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, Peer, RequestContext};
 use rmcp::transport::StreamableHttpServerConfig;
 use rmcp::transport::streamable_http_server::{StreamableHttpService, session::local::LocalSessionManager};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
-use crate::toolbox::{Outcome, Session, Toolbox};
+use crate::manage;
+use crate::toolbox::{Outcome, Session, ToolComponent, Toolbox};
 
 /// The MCP path of the HTTP transport.
 pub const MCP_PATH: &str = "/mcp";
@@ -34,36 +36,73 @@ const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
     ProtocolVersion::V_2024_11_05,
 ];
 
-/// One MCP session's handler: the shared tool list and this session's instances and handles.
+/// Loads a component the model names in `wharf.load`, under the server's own policy (the
+/// model never chooses grants). Implemented by the binary, which knows files and registries.
+pub trait Loader: Send + Sync + 'static {
+    /// Reads, compiles, links and sandboxes `source`.
+    fn load(&self, source: String) -> Pin<Box<dyn Future<Output = anyhow::Result<ToolComponent>> + Send + '_>>;
+}
+
+/// What every session of one server shares.
+struct Shared {
+    toolbox: Arc<Toolbox>,
+    // `Some` with `--allow-load`: the `wharf.*` management tools exist.
+    loader: Option<Arc<dyn Loader>>,
+    // Clients to tell when the tool list changes.
+    peers: StdMutex<Vec<Peer<RoleServer>>>,
+}
+
+/// One MCP session's handler: the shared tools and this session's instances and handles.
 #[derive(Clone)]
 pub struct McpHandler {
-    tools: Arc<[Tool]>,
+    shared: Arc<Shared>,
     session: Arc<Session>,
 }
 
-/// The tool list is built once; every `tools/list` clones `Arc`s.
-fn tool_list(toolbox: &Toolbox) -> Arc<[Tool]> {
-    toolbox
-        .functions()
-        .map(|f| {
-            let description = f.description.clone().unwrap_or_else(|| format!("Calls the WIT function `{}`.", f.name));
-            let tool = Tool::new(f.name.clone(), description, f.input_schema.clone());
-            match &f.output_schema {
-                Some(schema) => tool.with_raw_output_schema(schema.clone()),
-                None => tool,
-            }
-        })
-        .collect()
-}
-
 impl McpHandler {
-    /// A handler for a new session over `toolbox`.
-    pub fn new(toolbox: &Arc<Toolbox>) -> Self {
-        McpHandler { tools: tool_list(toolbox), session: Arc::new(toolbox.session()) }
+    /// A handler for the first session over `toolbox`; `loader` enables `wharf.load`,
+    /// `wharf.unload` and `wharf.list`.
+    pub fn new(toolbox: Arc<Toolbox>, loader: Option<Arc<dyn Loader>>) -> Self {
+        let session = Arc::new(toolbox.session());
+        McpHandler { shared: Arc::new(Shared { toolbox, loader, peers: StdMutex::default() }), session }
     }
 
-    fn for_new_session(&self, toolbox: &Arc<Toolbox>) -> Self {
-        McpHandler { tools: self.tools.clone(), session: Arc::new(toolbox.session()) }
+    fn for_new_session(&self) -> Self {
+        McpHandler { shared: self.shared.clone(), session: Arc::new(self.shared.toolbox.session()) }
+    }
+
+    fn tools(&self) -> Vec<Tool> {
+        let snapshot = self.shared.toolbox.snapshot();
+        let mut tools: Vec<Tool> = snapshot
+            .functions()
+            .map(|f| {
+                let description =
+                    f.description.clone().unwrap_or_else(|| format!("Calls the WIT function `{}`.", f.name));
+                let tool = Tool::new(f.name.clone(), description, f.input_schema.clone());
+                match &f.output_schema {
+                    Some(schema) => tool.with_raw_output_schema(schema.clone()),
+                    None => tool,
+                }
+            })
+            .collect();
+        if self.shared.loader.is_some() {
+            tools.extend(manage::tools());
+        }
+        tools
+    }
+
+    /// Tells every connected client that the tool list changed.
+    async fn announce_tool_list_changed(&self) {
+        let peers = {
+            let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers.retain(|peer| !peer.is_transport_closed());
+            peers.clone()
+        };
+        for peer in peers {
+            if let Err(e) = peer.notify_tool_list_changed().await {
+                tracing::debug!("cannot notify a client of the new tool list: {e}");
+            }
+        }
     }
 }
 
@@ -80,7 +119,10 @@ pub fn call_result(outcome: Outcome) -> CallToolResult {
 
 impl ServerHandler for McpHandler {
     fn get_info(&self) -> ServerConfig {
-        let capabilities = ServerCapabilities::builder().enable_tools().build();
+        let capabilities = match self.shared.loader {
+            Some(_) => ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build(),
+            None => ServerCapabilities::builder().enable_tools().build(),
+        };
         InitializeResult::new(capabilities)
             .with_server_info(Implementation::new("wharf", env!("CARGO_PKG_VERSION")))
             .with_protocol_version(PROTOCOL_VERSIONS[0].clone())
@@ -99,7 +141,13 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools.to_vec()))
+        Ok(ListToolsResult::with_all_items(self.tools()))
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if self.shared.loader.is_some() {
+            self.shared.peers.lock().unwrap_or_else(|e| e.into_inner()).push(context.peer);
+        }
     }
 
     async fn call_tool(
@@ -108,6 +156,14 @@ impl ServerHandler for McpHandler {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
+        if let Some(loader) = &self.shared.loader
+            && let Some(result) = manage::call(&self.shared.toolbox, loader.as_ref(), &request.name, &args).await
+        {
+            if result.changed {
+                self.announce_tool_list_changed().await;
+            }
+            return Ok(result.result.into());
+        }
         let started = std::time::Instant::now();
         let Some(outcome) = self.session.call(&request.name, &args).await else {
             return Err(ErrorData::invalid_params(format!("unknown tool `{}`", request.name), None));
@@ -127,8 +183,8 @@ impl ServerHandler for McpHandler {
 }
 
 /// Serves MCP on stdin/stdout until the client closes stdin.
-pub async fn serve_stdio(toolbox: Arc<Toolbox>) -> anyhow::Result<()> {
-    let service = McpHandler::new(&toolbox).serve(rmcp::transport::stdio()).await?;
+pub async fn serve_stdio(toolbox: Arc<Toolbox>, loader: Option<Arc<dyn Loader>>) -> anyhow::Result<()> {
+    let service = McpHandler::new(toolbox, loader).serve(rmcp::transport::stdio()).await?;
     service.waiting().await?;
     Ok(())
 }
@@ -138,15 +194,16 @@ pub async fn serve_stdio(toolbox: Arc<Toolbox>) -> anyhow::Result<()> {
 /// `Origin`, are refused (DNS rebinding).
 pub async fn serve_http(
     toolbox: Arc<Toolbox>,
+    loader: Option<Arc<dyn Loader>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let config = http_config(address);
     let cancel = config.cancellation_token.clone();
-    let first = McpHandler::new(&toolbox);
+    let first = McpHandler::new(toolbox, loader);
     let service = StreamableHttpService::new(
-        move || Ok(first.for_new_session(&toolbox)),
+        move || Ok(first.for_new_session()),
         Arc::new(LocalSessionManager::default()),
         config,
     );
@@ -188,7 +245,13 @@ async fn route(
         *response.status_mut() = StatusCode::NOT_FOUND;
         return response;
     }
-    service.handle(request).await
+    let is_delete = request.method() == hyper::Method::DELETE;
+    let mut response = service.handle(request).await;
+    // rmcp accepts a session DELETE with 202; clients (the Python SDK) expect 200 or 204.
+    if is_delete && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    response
 }
 
 fn http_config(address: SocketAddr) -> StreamableHttpServerConfig {

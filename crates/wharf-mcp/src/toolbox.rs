@@ -1,10 +1,11 @@
 //! Calls tools in their sandboxes: a fresh instance per call, or, for a component that exports
 //! resources, one instance per session whose handles live as long as the session.
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, RwLock};
 
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
 use wasmtime::component::{Component, Instance, InstancePre, ResourceAny, Val};
 use wharf_host::{HostState, RunError, Sandbox, Stdio, WharfEngine, guest_failure};
@@ -15,6 +16,9 @@ use crate::value::{ArgError, Handles, from_json, to_json};
 
 /// Calls running at once across all sessions; more wait their turn.
 const MAX_CONCURRENT_CALLS: usize = 64;
+/// Session instances (of components with resources) alive at once across all sessions: each
+/// may hold up to its memory limit, so sessions cannot multiply host memory without bound.
+const MAX_LIVE_INSTANCES: usize = 64;
 
 /// A component linked and sandboxed, ready to be offered as tools.
 pub struct ToolComponent {
@@ -65,93 +69,153 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Every loaded component's tools, callable by name.
+/// Every loaded component's tools, callable by name. Components can be added and removed
+/// while serving (`--allow-load`); calls see a consistent snapshot.
 pub struct Toolbox {
     engine: WharfEngine,
-    components: Vec<ToolComponent>,
+    snapshot: RwLock<Arc<Tools>>,
+    next_id: AtomicU64,
+    calls: Semaphore,
+    live_instances: Arc<Semaphore>,
+}
+
+/// The tools at one moment: an immutable snapshot, replaced whole by a load or unload.
+#[derive(Default)]
+pub struct Tools {
+    components: Vec<Arc<Entry>>,
     // Tool name -> (component, function) indices.
     by_name: HashMap<String, (usize, usize)>,
-    order: Vec<(usize, usize)>,
-    calls: Semaphore,
+}
+
+struct Entry {
+    // Keys a session's instance; never reused, so an unloaded component's instance is never
+    // mistaken for its successor's.
+    id: u64,
+    component: ToolComponent,
+}
+
+impl Tools {
+    /// Every tool, in component then export order.
+    pub fn functions(&self) -> impl Iterator<Item = &Function> {
+        self.components.iter().flat_map(|e| e.component.catalog.functions.iter())
+    }
+
+    /// The loaded components, in load order.
+    pub fn components(&self) -> impl Iterator<Item = &ToolComponent> {
+        self.components.iter().map(|e| &e.component)
+    }
 }
 
 impl Toolbox {
-    /// Gathers the tools of `components`. Component names are made unique first (`name`,
-    /// `name-2`, ...), so every tool name is unique and stable for the same arguments.
-    pub fn new(engine: WharfEngine, mut components: Vec<ToolComponent>) -> Self {
-        let mut seen = HashMap::<String, usize>::new();
-        for component in &mut components {
-            let count = seen.entry(component.name.clone()).or_default();
-            *count += 1;
-            if *count > 1 {
-                let renamed = format!("{}-{count}", component.name);
-                let old = format!("{}.", component.name);
-                for f in &mut component.catalog.functions {
-                    f.name = tool_name(&format!("{renamed}.{}", &f.name[old.len()..]));
-                }
-                component.name = renamed;
-            }
+    /// Gathers the tools of `components` (see [`Toolbox::add`] for naming).
+    pub fn new(engine: WharfEngine, components: Vec<ToolComponent>) -> Self {
+        let toolbox = Toolbox {
+            engine,
+            snapshot: RwLock::default(),
+            next_id: AtomicU64::new(0),
+            calls: Semaphore::new(MAX_CONCURRENT_CALLS),
+            live_instances: Arc::new(Semaphore::new(MAX_LIVE_INSTANCES)),
+        };
+        for component in components {
+            toolbox.add(component);
         }
+        toolbox
+    }
+
+    /// The engine components run on.
+    pub fn engine(&self) -> &WharfEngine {
+        &self.engine
+    }
+
+    /// The current tools.
+    pub fn snapshot(&self) -> Arc<Tools> {
+        self.snapshot.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds `component` and returns the name its tools start with: its own, or `name-2`,
+    /// `name-3`, ... if taken, so every tool name is unique and stable for the same arguments.
+    pub fn add(&self, mut component: ToolComponent) -> String {
+        let mut guard = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let taken = |name: &str| guard.components.iter().any(|e| e.component.name == name);
+        if taken(&component.name) {
+            let base = component.name.clone();
+            let renamed = (2..).map(|n| format!("{base}-{n}")).find(|n| !taken(n)).expect("a free name");
+            for f in &mut component.catalog.functions {
+                f.name = tool_name(&format!("{renamed}.{}", &f.name[base.len() + 1..]));
+            }
+            component.name = renamed;
+        }
+        let mut by_name = guard.by_name.clone();
+        let index = guard.components.len();
+        for (f, function) in component.catalog.functions.iter_mut().enumerate() {
+            // Two interfaces of the same short name in one component: number the later.
+            let base = function.name.clone();
+            let mut n = 1;
+            while by_name.contains_key(&function.name) {
+                n += 1;
+                function.name = tool_name(&format!("{base}-{n}"));
+            }
+            by_name.insert(function.name.clone(), (index, f));
+        }
+        for skipped in &component.catalog.skipped {
+            tracing::info!(component = %component.name, "not a tool: {skipped}");
+        }
+        let name = component.name.clone();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut components = guard.components.clone();
+        components.push(Arc::new(Entry { id, component }));
+        *guard = Arc::new(Tools { components, by_name });
+        name
+    }
+
+    /// Removes the component named `name` and its tools; `false` if there is none.
+    pub fn remove(&self, name: &str) -> bool {
+        let mut guard = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let Some(index) = guard.components.iter().position(|e| e.component.name == name) else { return false };
+        let mut components = guard.components.clone();
+        components.remove(index);
         let mut by_name = HashMap::new();
-        let mut order = Vec::new();
-        for (c, component) in components.iter_mut().enumerate() {
-            for (f, function) in component.catalog.functions.iter_mut().enumerate() {
-                // Two interfaces of the same short name in one component: number the later.
-                let base = function.name.clone();
-                let mut n = 1;
-                while by_name.contains_key(&function.name) {
-                    n += 1;
-                    function.name = tool_name(&format!("{base}-{n}"));
-                }
+        for (c, entry) in components.iter().enumerate() {
+            for (f, function) in entry.component.catalog.functions.iter().enumerate() {
                 by_name.insert(function.name.clone(), (c, f));
-                order.push((c, f));
-            }
-            for skipped in &component.catalog.skipped {
-                tracing::info!(component = %component.name, "not a tool: {skipped}");
             }
         }
-        Toolbox { engine, components, by_name, order, calls: Semaphore::new(MAX_CONCURRENT_CALLS) }
-    }
-
-    /// Every tool, in component then export order.
-    pub fn functions(&self) -> impl Iterator<Item = &Function> {
-        self.order.iter().map(|&(c, f)| &self.components[c].catalog.functions[f])
-    }
-
-    /// The loaded components.
-    pub fn components(&self) -> &[ToolComponent] {
-        &self.components
+        *guard = Arc::new(Tools { components, by_name });
+        true
     }
 
     /// A new session: its own instances of stateful components, its own handles.
     pub fn session(self: &Arc<Self>) -> Session {
-        let live = self.components.iter().map(|_| Mutex::new(None)).collect();
-        Session { toolbox: self.clone(), live }
+        Session { toolbox: self.clone(), live: StdMutex::default() }
     }
 }
 
 /// One client's view of the toolbox. Dropping it drops its instances and handles.
 pub struct Session {
     toolbox: Arc<Toolbox>,
-    // Per component: the session's instance, for components that export resources.
-    live: Vec<Mutex<Option<Live>>>,
+    // Per component id: the session's instance, for components that export resources.
+    live: StdMutex<HashMap<u64, Arc<Mutex<Option<Live>>>>>,
 }
 
 struct Live {
     store: Store<HostState>,
     instance: Instance,
     handles: HandleTable,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Session {
     /// Calls tool `name` with `args`; `None` if there is no such tool.
     pub async fn call(&self, name: &str, args: &Map<String, Value>) -> Option<Outcome> {
-        let &(c, f) = self.toolbox.by_name.get(name)?;
-        let component = &self.toolbox.components[c];
+        let tools = self.toolbox.snapshot();
+        let &(c, f) = tools.by_name.get(name)?;
+        let entry = &tools.components[c];
+        let component = &entry.component;
         let function = &component.catalog.functions[f];
         let _permit = self.toolbox.calls.acquire().await.ok()?;
         Some(if component.is_stateful() {
-            let mut slot = self.live[c].lock().await;
+            let slot = self.slot(entry.id, &tools);
+            let mut slot = slot.lock().await;
             let outcome = self.call_stateful(component, function, args, &mut slot).await;
             // A trap or timeout leaves the instance unusable: start over on the next call.
             match outcome {
@@ -164,6 +228,13 @@ impl Session {
         } else {
             self.call_fresh(component, function, args).await
         })
+    }
+
+    /// The session's instance slot for component `id`; slots of unloaded components go.
+    fn slot(&self, id: u64, tools: &Tools) -> Arc<Mutex<Option<Live>>> {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|known, _| *known == id || tools.components.iter().any(|e| e.id == *known));
+        live.entry(id).or_default().clone()
     }
 
     async fn call_fresh(&self, component: &ToolComponent, function: &Function, args: &Map<String, Value>) -> Outcome {
@@ -192,6 +263,11 @@ impl Session {
         slot: &mut Option<Live>,
     ) -> Outcome {
         if slot.is_none() {
+            let Ok(permit) = self.toolbox.live_instances.clone().try_acquire_owned() else {
+                return Outcome::Failed(format!(
+                    "too many sessions hold an instance ({MAX_LIVE_INSTANCES}); try again when one ends"
+                ));
+            };
             let mut store = match component.sandbox.store(&self.toolbox.engine, &[], Stdio::Log) {
                 Ok(store) => store,
                 Err(e) => return Outcome::Failed(e.to_string()),
@@ -201,7 +277,7 @@ impl Session {
                 Ok(Err(e)) => return Outcome::Failed(failure(component, &e, &store)),
                 Err(timeout) => return Outcome::Failed(timeout.to_string()),
             };
-            *slot = Some(Live { store, instance, handles: HandleTable::default() });
+            *slot = Some(Live { store, instance, handles: HandleTable::default(), _slot: permit });
         }
         let live = slot.as_mut().expect("instantiated above");
         let params = match read_args(component, function, args, &mut live.handles) {

@@ -2,6 +2,7 @@
 //! such function from the command line, with the same JSON encoding.
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use serde_json::{Map, Value};
-use wharf_host::{EngineOptions, Policy, Sandbox};
-use wharf_mcp::{Outcome, ToolComponent, Toolbox};
+use wharf_host::{EngineOptions, Host, Policy, Sandbox};
+use wharf_mcp::{Loader, Outcome, ToolComponent, Toolbox};
 
 use super::oci::{Source, parse_source};
 use super::source::SourceArgs;
@@ -26,6 +27,11 @@ pub struct McpCommand {
     /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:8090).
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
+
+    /// Offer the tools `wharf.load`, `wharf.unload` and `wharf.list`, so the client can load
+    /// more components (under the flags' policy; loading never grants anything).
+    #[arg(long)]
+    allow_load: bool,
 
     /// Grants for every component (`--timeout` is per call, default 30s).
     #[command(flatten)]
@@ -45,12 +51,14 @@ impl McpCommand {
     /// Loads, links and catalogs every component, then serves until stdin closes (stdio) or
     /// SIGINT/SIGTERM (HTTP).
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let toolbox = load_toolbox(&self.policy, &self.pull, &self.components).await?;
-        let count = toolbox.functions().count();
+        let loader = Arc::new(ComponentLoader::new(&self.policy, self.pull.clone())?);
+        let toolbox = loader.toolbox(&self.components).await?;
+        let count = toolbox.snapshot().functions().count();
+        let loader = self.allow_load.then_some(loader as Arc<dyn Loader>);
         match self.http {
             None => {
                 tracing::info!("serving {count} tools on stdio");
-                wharf_mcp::serve_stdio(toolbox).await?;
+                wharf_mcp::serve_stdio(toolbox, loader).await?;
             }
             Some(address) => {
                 let listener = tokio::net::TcpListener::bind(address)
@@ -58,7 +66,7 @@ impl McpCommand {
                     .with_context(|| format!("cannot listen on {address}"))?;
                 let address = listener.local_addr()?;
                 eprintln!("Serving {count} MCP tools on http://{address}{}", wharf_mcp::MCP_PATH);
-                wharf_mcp::serve_http(toolbox, listener, super::serve::shutdown_signal()).await?;
+                wharf_mcp::serve_http(toolbox, loader, listener, super::serve::shutdown_signal()).await?;
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -96,8 +104,10 @@ impl CallCommand {
             Ok(other) => return Err(BadInput(format!("--args must be a JSON object, not {other}")).into()),
             Err(e) => return Err(BadInput(format!("--args is not valid JSON: {e}")).into()),
         };
-        let toolbox = load_toolbox(&self.policy, &self.pull, std::slice::from_ref(&self.component)).await?;
-        let prefix = &toolbox.components()[0].name;
+        let loader = ComponentLoader::new(&self.policy, self.pull.clone())?;
+        let toolbox = loader.toolbox(std::slice::from_ref(&self.component)).await?;
+        let snapshot = toolbox.snapshot();
+        let prefix = &snapshot.components().next().expect("one component").name;
         let full = if self.tool.starts_with(&format!("{prefix}.")) {
             self.tool.clone()
         } else {
@@ -105,7 +115,7 @@ impl CallCommand {
         };
         let session = toolbox.session();
         let Some(outcome) = session.call(&full, &args).await else {
-            let known = toolbox.functions().map(|f| &f.name[prefix.len() + 1..]).collect::<Vec<_>>().join(", ");
+            let known = snapshot.functions().map(|f| &f.name[prefix.len() + 1..]).collect::<Vec<_>>().join(", ");
             return Err(BadInput(format!("{} has no tool `{}` (tools: {known})", self.component, self.tool)).into());
         };
         match outcome {
@@ -122,41 +132,59 @@ impl CallCommand {
     }
 }
 
-/// Loads every `COMPONENT[::POLICY]`, links it and makes its sandbox; a bad input fails here,
-/// before anything is served.
-async fn load_toolbox(flags: &PolicyArgs, pull: &SourceArgs, inputs: &[String]) -> anyhow::Result<Arc<Toolbox>> {
-    let base = flags.to_policy()?;
-    let stores = flags.stores()?;
-    let host = super::new_host(&EngineOptions::default())?;
-    let mut components = Vec::new();
-    for input in inputs {
-        let (source, policy_file) = match input.split_once("::") {
-            Some((source, file)) => (source, Some(Path::new(file))),
-            None => (input.as_str(), None),
-        };
-        let mut policy = match policy_file {
-            Some(file) => base.clone().merge(read_policy(file)?),
-            None => base.clone(),
-        };
+/// Loads components for the toolbox: files, layouts or references, each in its own sandbox.
+struct ComponentLoader {
+    host: Host,
+    base: Policy,
+    stores: wharf_keyvalue::Stores,
+    pull: SourceArgs,
+}
+
+impl ComponentLoader {
+    fn new(flags: &PolicyArgs, pull: SourceArgs) -> anyhow::Result<Self> {
+        let host = super::new_host(&EngineOptions::default())?;
+        Ok(ComponentLoader { host, base: flags.to_policy()?, stores: flags.stores()?, pull })
+    }
+
+    /// Loads every `COMPONENT[::POLICY]`; a bad input fails here, before anything is served.
+    async fn toolbox(&self, inputs: &[String]) -> anyhow::Result<Arc<Toolbox>> {
+        let mut components = Vec::new();
+        for input in inputs {
+            let (source, policy) = match input.split_once("::") {
+                Some((source, file)) => (source, self.base.clone().merge(read_policy(Path::new(file))?)),
+                None => (input.as_str(), self.base.clone()),
+            };
+            components.push(self.load(source, policy).await?);
+        }
+        Ok(Arc::new(Toolbox::new(self.host.engine().clone(), components)))
+    }
+
+    async fn load(&self, source: &str, mut policy: Policy) -> anyhow::Result<ToolComponent> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
         let sandbox = Sandbox::new(&policy, |name| std::env::var(name).ok())
-            .and_then(|sandbox| sandbox.with_keyvalue(&stores))
+            .and_then(|sandbox| sandbox.with_keyvalue(&self.stores))
             .with_context(|| format!("component {source}"))?;
-        let loaded = pull.load(source).await?;
+        let loaded = self.pull.load(source).await?;
         loaded.check_declared_imports()?;
-        let (component, _) = host.load(&loaded.name, &loaded.bytes)?;
-        let pre = host.prepare(source, &component)?;
+        let (component, _) = self.host.load(&loaded.name, &loaded.bytes)?;
+        let pre = self.host.prepare(source, &component)?;
         let name = component_name(source)?;
-        components.push(ToolComponent::new(host.engine(), &name, &component, &loaded.bytes, pre, sandbox));
+        Ok(ToolComponent::new(self.host.engine(), &name, &component, &loaded.bytes, pre, sandbox))
     }
-    Ok(Arc::new(Toolbox::new(host.engine().clone(), components)))
+}
+
+impl Loader for ComponentLoader {
+    /// `wharf.load` from the client: the flags' policy only, never a `::POLICY` of its choosing.
+    fn load(&self, source: String) -> Pin<Box<dyn Future<Output = anyhow::Result<ToolComponent>> + Send + '_>> {
+        Box::pin(async move { self.load(&source, self.base.clone()).await })
+    }
 }
 
 fn read_policy(path: &Path) -> anyhow::Result<Policy> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| BadInput(format!("cannot read policy file {}: {e}", path.display())))?;
-    Ok(Policy::from_toml(&text, path.parent().unwrap_or(Path::new("")))
-        .with_context(|| format!("in policy file {}", path.display()))?)
+    Policy::from_toml(&text, path.parent().unwrap_or(Path::new("")))
+        .with_context(|| format!("in policy file {}", path.display()))
 }
 
 /// The prefix of a component's tool names: the file stem, the image name in a layout, or the

@@ -1,0 +1,136 @@
+//! `--allow-load`: the `wharf.load`, `wharf.unload` and `wharf.list` tools, which change the
+//! tool list while serving. Loaded components get the server's policy; no tool grants anything.
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ContentBlock, Tool};
+use serde_json::{Map, Value, json};
+
+use crate::schema::DIALECT;
+use crate::server::Loader;
+use crate::toolbox::Toolbox;
+
+const LOAD: &str = "wharf.load";
+const UNLOAD: &str = "wharf.unload";
+const LIST: &str = "wharf.list";
+
+/// A management call's result, and whether the tool list changed.
+pub(crate) struct Managed {
+    pub(crate) result: CallToolResult,
+    pub(crate) changed: bool,
+}
+
+/// The management tools' definitions.
+pub(crate) fn tools() -> Vec<Tool> {
+    let string_arg = |name: &str, what: &str| {
+        object(json!({
+            "$schema": DIALECT, "type": "object",
+            "properties": {name: {"type": "string", "description": what}},
+            "required": [name], "additionalProperties": false,
+        }))
+    };
+    let components = json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "tools": {"type": "array", "items": {"type": "string"}}},
+            "required": ["name", "tools"], "additionalProperties": false,
+        },
+    });
+    let output = |schema: Value| {
+        object(json!({
+            "$schema": DIALECT, "type": "object", "properties": {"result": schema},
+            "required": ["result"], "additionalProperties": false,
+        }))
+    };
+    vec![
+        Tool::new(
+            LOAD,
+            "Loads a WebAssembly component (a .wasm path or an OCI reference) and offers its exported \
+             functions as tools. It runs under this server's policy: loading grants nothing.",
+            string_arg("source", "a .wasm file, oci:DIR[:NAME] or a registry reference"),
+        )
+        .with_raw_output_schema(output(components["items"].clone())),
+        Tool::new(
+            UNLOAD,
+            "Unloads a component loaded before, with its tools.",
+            string_arg("component", "the component's name (the prefix of its tool names)"),
+        )
+        .with_raw_output_schema(output(json!({"type": "boolean"}))),
+        Tool::new(
+            LIST,
+            "Lists the loaded components and their tools.",
+            object(json!({"$schema": DIALECT, "type": "object", "properties": {}, "additionalProperties": false})),
+        )
+        .with_raw_output_schema(output(components)),
+    ]
+}
+
+/// Handles `name` if it is a management tool.
+pub(crate) async fn call(
+    toolbox: &Toolbox,
+    loader: &dyn Loader,
+    name: &str,
+    args: &Map<String, Value>,
+) -> Option<Managed> {
+    let string = |key: &str| match (args.get(key), args.len()) {
+        (Some(Value::String(s)), 1) => Ok(s.clone()),
+        _ => Err(Box::new(Managed {
+            result: CallToolResult::error(vec![ContentBlock::text(format!(
+                "invalid arguments: {name} takes one argument, the string `{key}`"
+            ))]),
+            changed: false,
+        })),
+    };
+    Some(match name {
+        LOAD => {
+            let source = match string("source") {
+                Ok(source) => source,
+                Err(e) => return Some(*e),
+            };
+            match loader.load(source.clone()).await {
+                Ok(component) => {
+                    let name = toolbox.add(component);
+                    tracing::info!(component = %name, %source, "loaded");
+                    let snapshot = toolbox.snapshot();
+                    let entry = snapshot.components().find(|c| c.name == name).map(describe);
+                    Managed { result: CallToolResult::structured(json!({ "result": entry })), changed: true }
+                }
+                Err(e) => Managed {
+                    result: CallToolResult::error(vec![ContentBlock::text(format!("cannot load {source}: {e:#}"))]),
+                    changed: false,
+                },
+            }
+        }
+        UNLOAD => {
+            let component = match string("component") {
+                Ok(component) => component,
+                Err(e) => return Some(*e),
+            };
+            if toolbox.remove(&component) {
+                tracing::info!(%component, "unloaded");
+                Managed { result: CallToolResult::structured(json!({ "result": true })), changed: true }
+            } else {
+                let message = format!("no component named `{component}` is loaded");
+                Managed { result: CallToolResult::error(vec![ContentBlock::text(message)]), changed: false }
+            }
+        }
+        LIST => {
+            let snapshot = toolbox.snapshot();
+            let list: Vec<Value> = snapshot.components().map(describe).collect();
+            Managed { result: CallToolResult::structured(json!({ "result": list })), changed: false }
+        }
+        _ => return None,
+    })
+}
+
+fn describe(component: &crate::ToolComponent) -> Value {
+    let tools: Vec<&str> = component.catalog.functions.iter().map(|f| f.name.as_str()).collect();
+    json!({"name": component.name, "tools": tools})
+}
+
+fn object(value: Value) -> Arc<Map<String, Value>> {
+    match value {
+        Value::Object(map) => Arc::new(map),
+        _ => unreachable!("built from an object literal"),
+    }
+}
