@@ -98,11 +98,25 @@ fn leb128_u32(bytes: &[u8]) -> Option<(u32, &[u8])> {
 mod tests {
     use super::*;
 
+    fn leb128(mut n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
     fn custom_section(name: &str, data: &[u8]) -> Vec<u8> {
-        let mut payload = vec![name.len() as u8];
+        let mut payload = leb128(name.len());
         payload.extend_from_slice(name.as_bytes());
         payload.extend_from_slice(data);
-        let mut section = vec![0, payload.len() as u8];
+        let mut section = vec![0];
+        section.extend(leb128(payload.len()));
         section.extend(payload);
         section
     }

@@ -328,7 +328,8 @@ impl Reader<'_> {
                     }
                     set.push(name.to_string());
                 }
-                Val::Flags(set)
+                // Declaration order, as the component model lifts flags (and results list them).
+                Val::Flags(flags.names().filter(|f| set.iter().any(|s| s == f)).map(String::from).collect())
             }
             Type::Option(option) => {
                 let inner = option.ty();
