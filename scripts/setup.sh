@@ -14,3 +14,16 @@ if ! command -v redis-server >/dev/null; then
     apt-get update -qq
     apt-get install -y -qq redis-server
 fi
+# MCP tests: the official Python `mcp` SDK (PyPI) drives `wharf mcp`, in a venv at <repo>/.venv.
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+requirements="$repo/crates/wharf/tests/mcp/requirements.txt"
+python="$(command -v python3.11 || command -v python3)"
+if [ ! -x "$repo/.venv/bin/python" ]; then
+    # Without ensurepip (Debian's python3-venv missing) the venv gets the interpreter's own pip.
+    "$python" -m venv "$repo/.venv" 2>/dev/null || { rm -rf "$repo/.venv"; "$python" -m venv --without-pip "$repo/.venv"; }
+fi
+if [ -x "$repo/.venv/bin/pip" ]; then
+    "$repo/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+else
+    "$python" -m pip --python "$repo/.venv/bin/python" install -q --disable-pip-version-check -r "$requirements"
+fi

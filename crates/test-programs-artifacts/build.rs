@@ -2,10 +2,20 @@
 //! `artifacts.rs`: one path constant per guest plus a `foreach_guest!` macro, so tests always
 //! run fresh guests and a guest without a test is a compile error (see wasmtime's
 //! `crates/test-programs/artifacts`).
+//!
+//! rustc and wasm-component-ld drop WIT doc comments, so the guests in `DOCUMENTED` get them
+//! back the way Wassette's `wit-docs-inject` does: a top-level `package-docs` custom section
+//! (wit-parser's `PackageMetadata` of the `wharf:guests` package) appended to a copy of the
+//! component, and their constant points at that copy.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use wit_parser::{PackageMetadata, Resolve};
+
 const TARGET: &str = "wasm32-wasip2";
+
+/// Guests whose component gets the `package-docs` section of `crates/test-programs/wit`.
+const DOCUMENTED: &[&str] = &["mcp_docs"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -36,10 +46,19 @@ fn main() {
     let wasm_dir = target_dir.join(TARGET).join("release");
     let mut names = guest_names(&programs.join("src/bin"));
     names.sort();
+    let docs = package_docs(&programs.join("wit"));
+    let documented_dir = out_dir.join("documented");
+    std::fs::create_dir_all(&documented_dir).unwrap();
     let mut generated = String::new();
     for name in &names {
-        let path = wasm_dir.join(format!("{name}.wasm"));
+        let mut path = wasm_dir.join(format!("{name}.wasm"));
         assert!(path.exists(), "guest {name} was not built at {}", path.display());
+        if DOCUMENTED.contains(&name.as_str()) {
+            let mut bytes = std::fs::read(&path).unwrap();
+            append_custom_section(&mut bytes, PackageMetadata::SECTION_NAME, &docs);
+            path = documented_dir.join(format!("{name}.wasm"));
+            std::fs::write(&path, bytes).unwrap();
+        }
         generated += &format!(
             "/// Path of the compiled `{name}` guest component.\npub const {}: &str = {:?};\n",
             name.to_uppercase(),
@@ -62,4 +81,37 @@ fn guest_names(bin_dir: &Path) -> Vec<String> {
             (path.extension()? == "rs").then(|| path.file_stem()?.to_str().map(str::to_owned))?
         })
         .collect()
+}
+
+/// The `package-docs` payload (version byte + JSON) of the package in the WIT directory `wit`.
+fn package_docs(wit: &Path) -> Vec<u8> {
+    let mut resolve = Resolve::new();
+    let (package, _) = resolve.push_dir(wit).unwrap_or_else(|e| panic!("parsing {}: {e:?}", wit.display()));
+    let docs = PackageMetadata::extract(&resolve, package).encode().expect("encoding package-docs");
+    PackageMetadata::decode(&docs).expect("package-docs must decode");
+    docs
+}
+
+/// Appends a custom section (id 0, size, name, data) to a module or component binary.
+fn append_custom_section(wasm: &mut Vec<u8>, name: &str, data: &[u8]) {
+    let mut payload = Vec::new();
+    leb128_u32(&mut payload, name.len());
+    payload.extend_from_slice(name.as_bytes());
+    payload.extend_from_slice(data);
+    wasm.push(0);
+    leb128_u32(wasm, payload.len());
+    wasm.extend_from_slice(&payload);
+}
+
+fn leb128_u32(out: &mut Vec<u8>, value: usize) {
+    let mut value = u32::try_from(value).expect("custom section larger than 4 GiB");
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }

@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// A compile cache shared by the tests that are not about the cache, so each guest compiles once.
-fn shared_cache() -> &'static Path {
+pub fn shared_cache() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
@@ -24,7 +24,7 @@ pub fn wharf_with_cache(cache: &Path, args: &[&str]) -> Command {
 
 /// The binary under test: `CARGO_BIN_EXE_wharf`, unless `WHARF_TEST_BIN` names another build
 /// (worktrees sharing one target dir overwrite each other's `target/debug/wharf`).
-fn bin() -> std::ffi::OsString {
+pub fn bin() -> std::ffi::OsString {
     std::env::var_os("WHARF_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_wharf").into())
 }
 

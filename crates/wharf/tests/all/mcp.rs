@@ -1,0 +1,99 @@
+//! `wharf mcp` driven by a client no one here wrote: the official Python MCP SDK (PyPI `mcp`,
+//! pinned in `tests/mcp/requirements.txt`), over stdio and streamable HTTP. The Python tests are in
+//! `crates/wharf/tests/mcp/`; each test here runs one of their files with pytest from the venv that
+//! `scripts/setup.sh` creates at `<repo>/.venv`, and fails with pytest's report.
+use std::fs::File;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use test_programs_artifacts::{MCP_COUNTER, MCP_DOCS, MCP_TYPES};
+
+use crate::util::{bin, shared_cache};
+
+/// A whole Python test file, servers started and compiled included.
+const PYTEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[test]
+pub fn mcp_types() {
+    pytest("test_types.py");
+}
+
+#[test]
+pub fn mcp_counter() {
+    pytest("test_counter.py");
+}
+
+#[test]
+pub fn mcp_docs() {
+    pytest("test_docs.py");
+}
+
+#[test]
+fn mcp_malformed_requests() {
+    pytest("test_hostile.py");
+}
+
+/// The artifacts build appends the WIT docs as a `package-docs` custom section (what tool
+/// descriptions come from); rustc alone would drop them.
+#[test]
+fn mcp_docs_component_carries_its_wit_docs() {
+    let bytes = std::fs::read(MCP_DOCS).unwrap();
+    let find = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(find(b"package-docs"), "{MCP_DOCS} has no package-docs section");
+    assert!(find(b"Reverses the characters of `text`."), "{MCP_DOCS}: the section lacks notes.reverse's docs");
+    assert!(find(b"Greets `name` politely."), "{MCP_DOCS}: the section lacks greet's docs");
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap()
+}
+
+/// Runs `tests/mcp/FILE` with pytest against the binary under test; panics with pytest's output
+/// unless every test in it passed.
+fn pytest(file: &str) {
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: the MCP tests need the Python MCP SDK; run `bash scripts/setup.sh` first",
+        python.display()
+    );
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp");
+    let output_path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let output = File::create(&output_path).unwrap();
+    let mut cmd = Command::new(&python);
+    cmd.args(["-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", "--tb=short", "--color=no"])
+        .arg(tests.join(file))
+        .current_dir(&tests)
+        .env("WHARF_BIN", bin())
+        .env("MCP_TYPES", MCP_TYPES)
+        .env("MCP_COUNTER", MCP_COUNTER)
+        .env("MCP_DOCS", MCP_DOCS)
+        .env("WHARF_CACHE_DIR", shared_cache())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().unwrap())
+        .stderr(output);
+    // Its own process group, so a timeout also ends the wharf servers pytest started.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > PYTEST_TIMEOUT {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let report = std::fs::read_to_string(&output_path).unwrap_or_default();
+    match status {
+        Some(status) if status.success() => println!("{report}"),
+        Some(status) => panic!("pytest {file} failed ({status}):\n{report}"),
+        None => panic!("pytest {file} did not finish within {PYTEST_TIMEOUT:?}:\n{report}"),
+    }
+}
