@@ -18,4 +18,4 @@ pub mod value;
 pub use catalog::{Catalog, Function};
 pub use docs::PackageDocs;
 pub use server::{Loader, MCP_PATH, McpHandler, call_result, serve_http, serve_stdio};
-pub use toolbox::{Outcome, Session, ToolComponent, Toolbox, Tools};
+pub use toolbox::{Failure, Outcome, Session, ToolComponent, Toolbox, Tools};

@@ -153,8 +153,8 @@ fn flags_come_back_in_declaration_order_and_bad_values_name_their_path() {
         (json!([{"name": "a", "qty": 1, "tags": [], "x": 1}]), "items[0]: unknown field `x`"),
         (json!([{"name": "a", "qty": -1, "tags": []}]), "items[0].qty: -1 is below the minimum 0 for u8"),
         (json!([{"name": "a", "qty": 1.5, "tags": []}]), "items[0].qty: 1.5 is not an integer (u8)"),
-        (json!([{"name": "a", "qty": 1, "tags": [3]}]), "items[0].tags[0]: expected a string, got the number 3"),
-        (json!({"name": "a"}), "items: expected an array, got the object {\"name\":\"a\"}"),
+        (json!([{"name": "a", "qty": 1, "tags": [3]}]), "items[0].tags[0]: expected a string, got number 3"),
+        (json!({"name": "a"}), "items: expected an array, got object {\"name\":\"a\"}"),
     ];
     for (json, expected) in cases {
         let err = from_json(&total.params[0].1, &json, "items", &resources, &mut NoHandles).unwrap_err();

@@ -113,7 +113,7 @@ pub fn call_result(outcome: Outcome) -> CallToolResult {
         Outcome::Returned(None) => CallToolResult::structured(Value::Object(Map::new())),
         Outcome::ErrResult(value) => CallToolResult::structured_error(json!({ "result": value })),
         Outcome::Invalid(e) => CallToolResult::error(vec![ContentBlock::text(format!("invalid arguments: {e}"))]),
-        Outcome::Failed(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
+        Outcome::Failed(failure) => CallToolResult::error(vec![ContentBlock::text(failure.to_string())]),
     }
 }
 
@@ -175,8 +175,8 @@ impl ServerHandler for McpHandler {
             Outcome::Failed(_) => "failed",
         };
         tracing::info!(target: "wharf::calls", tool = %request.name, status, elapsed = ?started.elapsed());
-        if let Outcome::Failed(message) = &outcome {
-            tracing::warn!(tool = %request.name, "{message}");
+        if let Outcome::Failed(failure) = &outcome {
+            tracing::warn!(tool = %request.name, "{failure}");
         }
         Ok(call_result(outcome).into())
     }

@@ -57,7 +57,7 @@ impl ToolComponent {
 }
 
 /// How a call ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Outcome {
     /// The function returned: its result as JSON, `None` when it returns nothing.
     Returned(Option<Value>),
@@ -66,7 +66,31 @@ pub enum Outcome {
     /// The arguments do not fit the tool's schema.
     Invalid(ArgError),
     /// The guest trapped, timed out, ran out of memory, or could not be instantiated.
-    Failed(String),
+    Failed(Failure),
+}
+
+/// Why a call did not return.
+#[derive(Debug)]
+pub struct Failure {
+    /// What happened to the guest (trap, timeout, memory limit, host error).
+    pub error: RunError,
+    /// Set when the session's instance was thrown away with its handles.
+    pub reset: Option<String>,
+}
+
+impl From<RunError> for Failure {
+    fn from(error: RunError) -> Self {
+        Failure { error, reset: None }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.reset {
+            None => write!(f, "{}", self.error),
+            Some(reset) => write!(f, "{} ({reset})", self.error),
+        }
+    }
 }
 
 /// Every loaded component's tools, callable by name. Components can be added and removed
@@ -219,10 +243,13 @@ impl Session {
             let outcome = self.call_stateful(component, function, args, &mut slot).await;
             // A trap or timeout leaves the instance unusable: start over on the next call.
             match outcome {
-                Outcome::Failed(message) if slot.take().is_some() => Outcome::Failed(format!(
-                    "{message} (this session's instance of {} was reset: its handles are gone)",
-                    component.name
-                )),
+                Outcome::Failed(failure) if slot.take().is_some() => Outcome::Failed(Failure {
+                    reset: Some(format!(
+                        "this session's instance of {} was reset: its handles are gone",
+                        component.name
+                    )),
+                    ..failure
+                }),
                 outcome => outcome,
             }
         } else {
@@ -245,7 +272,7 @@ impl Session {
         };
         let mut store = match component.sandbox.store(&self.toolbox.engine, &[], Stdio::Log) {
             Ok(store) => store,
-            Err(e) => return Outcome::Failed(e.to_string()),
+            Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
         };
         let call = async {
             let instance = component.pre.instantiate_async(&mut store).await?;
@@ -264,18 +291,18 @@ impl Session {
     ) -> Outcome {
         if slot.is_none() {
             let Ok(permit) = self.toolbox.live_instances.clone().try_acquire_owned() else {
-                return Outcome::Failed(format!(
-                    "too many sessions hold an instance ({MAX_LIVE_INSTANCES}); try again when one ends"
-                ));
+                let busy =
+                    format!("too many sessions hold an instance ({MAX_LIVE_INSTANCES}); try again when one ends");
+                return Outcome::Failed(RunError::Host(busy).into());
             };
             let mut store = match component.sandbox.store(&self.toolbox.engine, &[], Stdio::Log) {
                 Ok(store) => store,
-                Err(e) => return Outcome::Failed(e.to_string()),
+                Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
             };
             let instance = match bounded(&component.sandbox, component.pre.instantiate_async(&mut store)).await {
                 Ok(Ok(instance)) => instance,
-                Ok(Err(e)) => return Outcome::Failed(failure(component, &e, &store)),
-                Err(timeout) => return Outcome::Failed(timeout.to_string()),
+                Ok(Err(e)) => return Outcome::Failed(failure(component, &e, &store).into()),
+                Err(timeout) => return Outcome::Failed(timeout.into()),
             };
             *slot = Some(Live { store, instance, handles: HandleTable::default(), _slot: permit });
         }
@@ -299,13 +326,13 @@ fn read_args(
 ) -> Result<Vec<Val>, ArgError> {
     let resources = &component.catalog.resources;
     if let Some(unknown) = args.keys().find(|k| !function.params.iter().any(|(name, _)| name == *k)) {
-        return Err(ArgError { path: unknown.clone(), message: "unknown argument".into() });
+        return Err(ArgError { path: String::new(), message: format!("unknown field `{unknown}`") });
     }
     let mut params = Vec::with_capacity(function.params.len());
     for (name, ty) in &function.params {
         let Some(value) = args.get(name) else {
             handles.pending.clear();
-            return Err(ArgError { path: name.clone(), message: "missing argument".into() });
+            return Err(ArgError { path: String::new(), message: format!("missing field `{name}`") });
         };
         match from_json(ty, value, name, resources, handles) {
             Ok(val) => params.push(val),
@@ -353,8 +380,8 @@ fn finish(
     handles: &mut HandleTable,
 ) -> Outcome {
     match result {
-        Err(timeout) => Outcome::Failed(timeout.to_string()),
-        Ok(Err(e)) => Outcome::Failed(failure(component, &e, store)),
+        Err(timeout) => Outcome::Failed(timeout.into()),
+        Ok(Err(e)) => Outcome::Failed(failure(component, &e, store).into()),
         Ok(Ok(None)) => Outcome::Returned(None),
         Ok(Ok(Some(val))) => {
             let is_err = matches!(val, Val::Result(Err(_)));
@@ -365,11 +392,9 @@ fn finish(
     }
 }
 
-fn failure(component: &ToolComponent, e: &wasmtime::Error, store: &Store<HostState>) -> String {
-    match guest_failure(e, store.data(), &component.sandbox) {
-        Some(failure) => failure.to_string(),
-        None => format!("{e:#}").lines().next().unwrap_or_default().to_string(),
-    }
+fn failure(component: &ToolComponent, e: &wasmtime::Error, store: &Store<HostState>) -> RunError {
+    guest_failure(e, store.data(), &component.sandbox)
+        .unwrap_or_else(|| RunError::Host(format!("{e:#}").lines().next().unwrap_or_default().to_string()))
 }
 
 /// A session's handles: opaque, unguessable names for resources its instance created.

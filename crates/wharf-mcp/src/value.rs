@@ -48,7 +48,7 @@ pub trait Handles {
 /// A value that does not fit the parameter's schema, with the path to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArgError {
-    /// Where, e.g. `items[2].qty`.
+    /// Where, e.g. `items[2].qty`; empty for the arguments object itself.
     pub path: String,
     /// What is wrong, e.g. `300 is above the maximum 255 for u8`.
     pub message: String,
@@ -56,7 +56,10 @@ pub struct ArgError {
 
 impl fmt::Display for ArgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        match self.path.as_str() {
+            "" => write!(f, "{}", self.message),
+            path => write!(f, "{path}: {}", self.message),
+        }
     }
 }
 
@@ -372,15 +375,18 @@ impl Reader<'_> {
 
     fn integer<T: TryFrom<i64> + TryFrom<u64> + Bounded>(&self, json: &Value, name: &str) -> Result<T, ArgError> {
         let Value::Number(n) = json else { return Err(self.mismatch(&format!("an integer ({name})"), json)) };
-        let whole = n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from)).or_else(|| {
-            // JSON Schema counts 5.0 as an integer.
-            n.as_f64().filter(|x| x.fract() == 0.0 && x.abs() < 1e38).map(|x| x as i128)
-        });
-        let Some(whole) = whole else {
-            return Err(match n.as_f64() {
-                Some(x) if x.fract() != 0.0 => self.error(format!("{n} is not an integer ({name})")),
-                _ => self.error(format!("{n} is out of range for {name} ({} to {})", T::MIN, T::MAX)),
-            });
+        // JSON Schema counts 5.0 as an integer. Past 2^53 a float is not exact: an integer
+        // literal too large for i64/u64 arrives as one, and must not be rounded into range.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        let whole = match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i128::from(i),
+            (_, Some(u), _) => i128::from(u),
+            (_, _, Some(x)) if x.fract() != 0.0 => return Err(self.error(format!("{n} is not an integer ({name})"))),
+            (_, _, Some(x)) if x.abs() < EXACT => x as i128,
+            (_, _, Some(x)) if x > 0.0 => {
+                return Err(self.error(format!("{x:.0} is above the maximum {} for {name}", T::MAX)));
+            }
+            _ => return Err(self.error(format!("{n} is below the minimum {} for {name}", T::MIN))),
         };
         if whole > T::MAX {
             return Err(self.error(format!("{n} is above the maximum {} for {name}", T::MAX)));
@@ -450,10 +456,10 @@ fn describe(json: &Value) -> String {
     };
     match json {
         Value::Null => "null".into(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(_) => format!("the string {}", shown(json)),
-        Value::Array(a) => format!("an array of {} items", a.len()),
-        Value::Object(_) => format!("the object {}", shown(json)),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(_) => format!("string {}", shown(json)),
+        Value::Array(a) => format!("array of {} items", a.len()),
+        Value::Object(_) => format!("object {}", shown(json)),
     }
 }

@@ -97,7 +97,7 @@ pub struct CallCommand {
 
 impl CallCommand {
     /// Prints the result as JSON on stdout: exit 0, or 1 for an `err` result; bad arguments
-    /// exit 2.
+    /// exit 2; a trap, timeout or memory limit exits as `wharf run` does.
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let args: Map<String, Value> = match serde_json::from_str(&self.args) {
             Ok(Value::Object(args)) => args,
@@ -126,7 +126,8 @@ impl CallCommand {
                 return Ok(ExitCode::FAILURE);
             }
             Outcome::Invalid(e) => return Err(BadInput(format!("invalid arguments: {e}")).into()),
-            Outcome::Failed(message) => anyhow::bail!("{message}"),
+            // The exit code says which: 124 timeout, 134 trap, 137 memory limit (as `run`).
+            Outcome::Failed(failure) => return Err(failure.error.into()),
         }
         Ok(ExitCode::SUCCESS)
     }

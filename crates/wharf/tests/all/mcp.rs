@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use test_programs_artifacts::{MCP_COUNTER, MCP_DOCS, MCP_TYPES};
 
-use crate::util::{bin, shared_cache};
+use crate::util::{bin, run, shared_cache, wharf};
 
 /// A whole Python test file, servers started and compiled included.
 const PYTEST_TIMEOUT: Duration = Duration::from_secs(600);
@@ -32,6 +32,37 @@ pub fn mcp_docs() {
 #[test]
 fn mcp_malformed_requests() {
     pytest("test_hostile.py");
+}
+
+/// `wharf call`: the same conversion from the command line, with `wharf run`'s exit codes.
+#[test]
+fn call_prints_results_and_exits_like_run() {
+    let call = |extra: &[&str], tool: &str, args: &str| {
+        let mut argv = extra.to_vec();
+        argv.extend([MCP_TYPES, tool, "--args", args]);
+        let mut all = vec!["call"];
+        all.extend(argv);
+        run(wharf(&all))
+    };
+    assert_eq!(call(&[], "add", r#"{"a": 2, "b": 3}"#).expect_code(0).stdout, "5\n");
+    assert_eq!(call(&[], "mcp_types.add", r#"{"a": 2, "b": 3}"#).expect_code(0).stdout, "5\n", "full tool name");
+    let err = call(&[], "types.divide", r#"{"a": 1, "b": 0}"#).expect_code(1);
+    assert_eq!(err.stdout, "{\"err\":\"division by zero\"}\n");
+    let items = r#"{"items": [{"name": "a", "qty": 1, "tags": []}, {"name": "b", "qty": 300, "tags": []}]}"#;
+    let bad = call(&[], "types.total", items).expect_code(2);
+    assert!(bad.stderr.contains("items[1].qty: 300 is above the maximum 255 for u8"), "{}", bad.stderr);
+    let bad_json = call(&[], "add", "{a: 1").expect_code(2);
+    assert!(bad_json.stderr.contains("--args is not valid JSON"), "{}", bad_json.stderr);
+    let unknown = call(&[], "nope", "{}").expect_code(2);
+    assert!(unknown.stderr.contains("no tool `nope`") && unknown.stderr.contains("types.echo"), "{}", unknown.stderr);
+    let spin = call(&["--timeout", "1s"], "types.spin", "{}").expect_code(124);
+    assert!(spin.stderr.contains("timed out after 1s"), "{}", spin.stderr);
+    call(&[], "types.crash", "{}").expect_code(134);
+    call(&["--max-memory", "64MiB"], "types.hog", r#"{"mib": 200}"#).expect_code(137);
+    // Guest output goes to the log (stderr), never to stdout with the result.
+    let chatty = call(&[], "types.chatty", r#"{"lines": 3}"#).expect_code(0);
+    assert_eq!(chatty.stdout, "3\n");
+    assert!(chatty.stderr.contains(r#"{"jsonrpc":"2.0","garbage":2}"#), "{}", chatty.stderr);
 }
 
 /// The artifacts build appends the WIT docs as a `package-docs` custom section (what tool
