@@ -15,11 +15,20 @@ use crate::outbound::OutboundHttp;
 use crate::policy::{ConfigSource, DirGrant, KvGrant, NetRule, Policy, SocketGrants};
 
 /// Caps on things a policy does not mention, so that no guest can exhaust the host with
-/// tables or instances either.
-const MAX_INSTANCES: usize = 1_000;
-const MAX_TABLES: usize = 1_000;
-const MAX_MEMORIES: usize = 100;
-const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// tables, instances or host resources either.
+pub(crate) const MAX_INSTANCES: usize = 1_000;
+pub(crate) const MAX_TABLES: usize = 1_000;
+pub(crate) const MAX_MEMORIES: usize = 100;
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// Live entries in a store's host [`ResourceTable`] (streams, pollables, descriptors, HTTP
+/// fields, requests and bodies the guest holds). wasmtime's defaults (1,000,000 entries, and
+/// 100,000 guest handles per store) bound the count, not the bytes: hoarded `wasi:http` fields
+/// filled to their 128 KiB limit cost wharf 120 KiB each (measured), 12 GB at 100,000, and
+/// unsent outgoing bodies 2 MiB each. Real guests hold tens to hundreds (Unix's default
+/// open-file limit is 1,024); 4,096 keeps the worst case near the default memory limit:
+/// 4,096 x 128 KiB = 512 MiB of fields (555 MiB peak RSS measured), bodies less with
+/// [`crate::outbound`]'s chunk size. Past it the host call fails and the guest is stopped.
+pub(crate) const MAX_RESOURCES: usize = 4_096;
 
 /// A grant in the policy that cannot be put in place on this host.
 #[derive(Debug, thiserror::Error)]
@@ -154,9 +163,11 @@ impl Sandbox {
             .tables(MAX_TABLES)
             .memories(MAX_MEMORIES)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             http: WasiHttpCtx::new(),
             outbound: OutboundHttp::new(self.http_rules.clone()),
             limits: Limits { inner: limits, memory_denied: false },

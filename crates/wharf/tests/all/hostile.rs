@@ -2,9 +2,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use test_programs_artifacts::{CLI_NET, CLI_RECURSION, CLI_SPEW, HTTP_ECHO};
+use test_programs_artifacts::{CLI_NET, CLI_RECURSION, CLI_RESOURCES, CLI_SPEW, HTTP_ECHO, HTTP_RESOURCES};
 
-use crate::util::{Served, get, http, run, wharf};
+use crate::util::{Served, assert_one_clean_error, get, http, run, wharf};
 
 #[test]
 pub fn cli_recursion() {
@@ -67,4 +67,77 @@ fn request_flood_is_bounded() {
     assert!(statuses.contains(&503) && statuses.contains(&200), "{statuses:?}");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(get(&server.url("/")).0, 200);
+}
+
+// Resource bombs: host resources created and never dropped (`crates/test-programs/src/resource_bomb.rs`).
+
+/// The peak resident set (`VmHWM`, KiB) of a running process, read until it exits.
+fn watch_peak_rss(child: &mut std::process::Child) -> u64 {
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            let hwm = text.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix(" kB")?.parse().ok());
+            peak = peak.max(hwm.unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    peak
+}
+
+/// `wharf run CLI_RESOURCES ARGS`: exit code, stdout, stderr and wharf's peak RSS in MiB.
+fn run_resource_bomb(args: &[&str]) -> (crate::util::Run, u64) {
+    let mut cmd = wharf(&["run", CLI_RESOURCES]);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let readers = [
+        std::thread::spawn(move || std::io::read_to_string(&mut out).unwrap()),
+        std::thread::spawn(move || std::io::read_to_string(&mut err).unwrap()),
+    ];
+    let peak = watch_peak_rss(&mut child);
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    let [stdout, stderr] = readers.map(|r| r.join().unwrap());
+    (crate::util::Run { code, stdout, stderr }, peak / 1024)
+}
+
+const RESOURCE_LIMIT: &str =
+    "guest exceeded its limit of 4096 live host resources (handles to streams, pollables, HTTP fields and bodies, ...)";
+
+#[test]
+pub fn cli_resources() {
+    // A million pollables: wasmtime's own caps (1,000,000 table entries, 100,000 guest handles)
+    // would let this reach 100,000; wharf stops it at 4,096.
+    let (out, peak) = run_resource_bomb(&["pollables", "1000000"]);
+    let out = out.expect_code(137);
+    assert_one_clean_error(&out, RESOURCE_LIMIT);
+    assert!(!out.stdout.contains("created 10000"), "{}", out.stdout);
+    eprintln!("pollables: peak RSS {peak} MiB");
+    // Fields filled to wasmtime's 128 KiB limit and outgoing bodies written full: unbounded, these
+    // held 12 GB and 66 GB of host memory at wasmtime's caps; here the host stays near 512 MiB.
+    for (kind, bytes, ceiling) in [("fields", "130000", 800), ("bodies", "8388608", 400)] {
+        let (out, peak) = run_resource_bomb(&[kind, "20000", bytes]);
+        let out = out.expect_code(137);
+        assert_one_clean_error(&out, RESOURCE_LIMIT);
+        eprintln!("{kind}: peak RSS {peak} MiB");
+        assert!(peak < ceiling, "{kind}: wharf peaked at {peak} MiB");
+    }
+}
+
+#[test]
+pub fn http_resources() {
+    let server = Served::start(&[HTTP_RESOURCES]);
+    for path in ["/pollables?count=1000000", "/fields?count=20000&bytes=130000", "/bodies?count=20000&bytes=8388608"] {
+        let (status, body) = get(&server.url(path));
+        assert_eq!(
+            (status, body.as_str()),
+            (500, format!("500 Internal Server Error: {RESOURCE_LIMIT}\n").as_str()),
+            "{path}"
+        );
+        assert_eq!(get(&server.url("/")), (200, "Hello from http_resources\n".into()));
+    }
+    // A guest within the cap is served as usual.
+    assert_eq!(get(&server.url("/pollables?count=1000")), (200, "done: 1000 Pollables held\n".into()));
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    eprintln!("serve: {}", rss.lines().find(|l| l.starts_with("VmHWM")).unwrap());
 }
