@@ -12,7 +12,9 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::cache::{CacheStatus, CompileCache};
 use crate::engine::WharfEngine;
 use crate::policy::format_size;
-use crate::sandbox::{HostState, MAX_INSTANCES, MAX_MEMORIES, MAX_RESOURCES, MAX_TABLES, Sandbox, SandboxError, Stdio};
+use crate::sandbox::{
+    HostState, MAX_INSTANCES, MAX_MEMORIES, MAX_RESOURCES, MAX_TABLE_ELEMENTS, MAX_TABLES, Sandbox, SandboxError, Stdio,
+};
 
 /// A component that could not be loaded or linked. `name` is the file or reference it came from.
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +80,8 @@ pub enum RunError {
     /// The guest trapped after being refused memory beyond its limit.
     #[error("guest exceeded its memory limit of {}", format_size(*.0))]
     MemoryLimit(u64),
-    /// The guest hit one of wharf's fixed caps: live host resources, instances, tables or
-    /// memories (`what` names the cap, e.g. `1000 tables`).
+    /// The guest hit one of wharf's fixed caps: live host resources, table elements, instances,
+    /// tables or memories (`what` names the cap, e.g. `1000 tables`).
     #[error("guest exceeded its limit of {0}")]
     Limit(String),
     /// The guest trapped (unreachable, out-of-bounds access, stack overflow, ...).
@@ -198,6 +200,9 @@ pub fn guest_failure(error: &wasmtime::Error, store: &HostState, sandbox: &Sandb
     match (error.downcast_ref::<Trap>(), sandbox.timeout()) {
         (Some(Trap::Interrupt), Some(timeout)) => Some(RunError::Timeout(timeout)),
         _ if store.memory_denied() => Some(RunError::MemoryLimit(sandbox.max_memory())),
+        _ if let Some(desired) = store.table_denied() => {
+            Some(RunError::Limit(format!("{MAX_TABLE_ELEMENTS} table elements (it asked for {desired})")))
+        }
         _ if let Some(what) = limit_hit(error) => Some(RunError::Limit(what)),
         (Some(trap), _) => Some(RunError::Trap(trap.to_string())),
         (None, _) => None,

@@ -170,7 +170,7 @@ impl Sandbox {
             table,
             http: WasiHttpCtx::new(),
             outbound: OutboundHttp::new(self.http_rules.clone()),
-            limits: Limits { inner: limits, memory_denied: false },
+            limits: Limits { inner: limits, memory_denied: false, table_denied: None },
             keyvalue: self.keyvalue.clone(),
             config: self.config.clone(),
         };
@@ -204,6 +204,11 @@ impl HostState {
     /// Whether the guest asked for more memory than the policy allows (and was refused).
     pub fn memory_denied(&self) -> bool {
         self.limits.memory_denied
+    }
+
+    /// The table size (in elements) the guest asked for beyond wharf's cap, if it was refused.
+    pub fn table_denied(&self) -> Option<usize> {
+        self.limits.table_denied
     }
 
     /// The `wasi:keyvalue` view: the granted buckets, handles in the resource table.
@@ -245,11 +250,12 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// [`StoreLimits`] that also remember a refused memory growth, so a later trap can be
+/// [`StoreLimits`] that also remember a refused memory or table growth, so a later trap can be
 /// reported as "memory limit exceeded" rather than as a bare `unreachable`.
 struct Limits {
     inner: StoreLimits,
     memory_denied: bool,
+    table_denied: Option<usize>,
 }
 
 impl ResourceLimiter for Limits {
@@ -263,7 +269,15 @@ impl ResourceLimiter for Limits {
     }
 
     fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
+        let allowed = self.inner.table_growing(current, desired, maximum)?;
+        // Only wharf's cap is named: growth refused below it (past the table's own declared
+        // maximum, or past a pooled slot's capacity under `serve`) is an ordinary `table.grow`
+        // failure, -1 to the guest.
+        if !allowed && desired > MAX_TABLE_ELEMENTS {
+            tracing::debug!(current, desired, "table growth denied by policy");
+            self.table_denied = Some(desired);
+        }
+        Ok(allowed)
     }
 
     fn instances(&self) -> usize {

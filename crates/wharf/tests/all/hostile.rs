@@ -2,7 +2,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use test_programs_artifacts::{CLI_NET, CLI_RECURSION, CLI_RESOURCES, CLI_SPEW, HTTP_ECHO, HTTP_RESOURCES};
+use test_programs_artifacts::{CLI_NET, CLI_RECURSION, CLI_RESOURCES, CLI_SPEW, HTTP_ECHO, HTTP_HELLO, HTTP_RESOURCES};
 
 use crate::util::{Served, assert_one_clean_error, get, http, run, wharf};
 
@@ -140,4 +140,125 @@ pub fn http_resources() {
     assert_eq!(get(&server.url("/pollables?count=1000")), (200, "done: 1000 Pollables held\n".into()));
     let rss = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
     eprintln!("serve: {}", rss.lines().find(|l| l.starts_with("VmHWM")).unwrap());
+}
+
+// Table and instance bombs: guests a Rust program cannot express, written as component text.
+
+/// A `wasi:cli/run` command: `run` is the core function `run` (returning 0 for success) of a
+/// module with `module` in it, after `prelude` (component-level items).
+fn command_wat(prelude: &str, module: &str) -> String {
+    format!(
+        r#"(component
+            {prelude}
+            (core module $m {module})
+            (core instance $i (instantiate $m))
+            (func $run (result (result)) (canon lift (core func $i "run")))
+            (instance $cli (export "run" (func $run)))
+            (export "wasi:cli/run@0.2.0" (instance $cli)))"#
+    )
+}
+
+/// A `wasi:http/proxy` component: `handle` is the core function `handle` (two handles in, none
+/// out) of a module with `module` in it, after `prelude`.
+fn proxy_wat(prelude: &str, module: &str) -> String {
+    format!(
+        r#"(component
+            {prelude}
+            (import "wasi:http/types@0.2.0" (instance $types
+                (export "incoming-request" (type (sub resource)))
+                (export "response-outparam" (type (sub resource)))))
+            (alias export $types "incoming-request" (type $request))
+            (alias export $types "response-outparam" (type $outparam))
+            (core module $m {module})
+            (core instance $i (instantiate $m))
+            (func $handle (param "request" (own $request)) (param "response-out" (own $outparam))
+                (canon lift (core func $i "handle")))
+            (instance $handler (export "handle" (func $handle)))
+            (export "wasi:http/incoming-handler@0.2.0" (instance $handler)))"#
+    )
+}
+
+/// Compiles `wat` to a component file `name` in `dir`.
+fn write_component(dir: &std::path::Path, name: &str, wat: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+const RUN_OK: &str = r#"(func (export "run") (result i32) (i32.const 0))"#;
+const HANDLE_OK: &str = r#"(func (export "handle") (param i32 i32))"#;
+
+/// Grows a table by 100,000,000 elements and traps if that is refused (as an allocator would).
+const TABLE_GROW: &str = r#"
+    (table $t 1 funcref)
+    (func $grow (if (i32.eq (table.grow $t (ref.null func) (i32.const 100000000)) (i32.const -1)) (then unreachable)))
+    (func (export "run") (result i32) (call $grow) (i32.const 0))
+    (func (export "handle") (param i32 i32) (call $grow))"#;
+
+/// A table declared with a minimum of 100,000,000 elements.
+const TABLE_MINIMUM: &str = r#"
+    (table 100000000 funcref)
+    (func (export "run") (result i32) (i32.const 0))
+    (func (export "handle") (param i32 i32))"#;
+
+/// 11 instances of a module with 100 tables (wasm's per-module maximum): 1,100 tables.
+fn many_tables() -> String {
+    "(core module $tables ".to_string()
+        + &"(table 1 funcref) ".repeat(100)
+        + ") "
+        + &"(core instance (instantiate $tables)) ".repeat(11)
+}
+
+#[test]
+fn table_bombs() {
+    let dir = tempfile::tempdir().unwrap();
+    let grow = write_component(dir.path(), "grow.wasm", &command_wat("", TABLE_GROW));
+    let out = run(wharf(&["run", &grow])).expect_code(137);
+    assert_one_clean_error(&out, "guest exceeded its limit of 1000000 table elements (it asked for 100000001)");
+
+    let minimum = write_component(dir.path(), "minimum.wasm", &command_wat("", TABLE_MINIMUM));
+    let out = run(wharf(&["run", &minimum])).expect_code(137);
+    assert_one_clean_error(&out, "guest exceeded its limit of 1000000 table elements (it asked for 100000000)");
+
+    let tables = write_component(dir.path(), "tables.wasm", &command_wat(&many_tables(), RUN_OK));
+    let out = run(wharf(&["run", &tables])).expect_code(137);
+    assert_one_clean_error(&out, "guest exceeded its limit of 1000 tables");
+}
+
+/// `wharf serve` of a manifest routing `/bomb` to `bomb` and everything else to the hello
+/// component.
+fn serve_bomb_beside_hello(dir: &std::path::Path, bomb: &str) -> std::process::Command {
+    let manifest = dir.join("wharf.toml");
+    let text = format!(
+        "[[trigger.http]]\nroute = \"/bomb\"\ncomponent = \"bomb\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
+         [component.bomb]\nsource = \"{bomb}\"\n[component.hello]\nsource = \"{HTTP_HELLO}\"\n"
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let mut cmd = wharf(&["serve", "--listen", "127.0.0.1:0"]);
+    cmd.arg(manifest);
+    cmd
+}
+
+#[test]
+fn table_bombs_in_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let grow = write_component(dir.path(), "grow.wasm", &proxy_wat("", TABLE_GROW));
+    let server = Served::spawn(serve_bomb_beside_hello(dir.path(), &grow));
+    for _ in 0..3 {
+        let (status, body) = get(&server.url("/bomb"));
+        let expected =
+            "500 Internal Server Error: guest exceeded its limit of 1000000 table elements (it asked for 100000001)\n";
+        assert_eq!((status, body.as_str()), (500, expected));
+        assert_eq!(get(&server.url("/")), (200, "Hello from a Wharf component!\n".into()));
+    }
+    // Pooled tables and instances are sized at startup: these are refused before anything binds.
+    let minimum = write_component(dir.path(), "minimum.wasm", &proxy_wat("", TABLE_MINIMUM));
+    let out = run(serve_bomb_beside_hello(dir.path(), &minimum)).expect_code(2);
+    assert_one_clean_error(
+        &out,
+        "table index 0 has a minimum element size of 100000000 which exceeds the limit of 20000",
+    );
+    let tables = write_component(dir.path(), "tables.wasm", &proxy_wat(&many_tables(), HANDLE_OK));
+    let out = run(serve_bomb_beside_hello(dir.path(), &tables)).expect_code(2);
+    assert_one_clean_error(&out, "defined tables count of 100 exceeds the per-instance limit of 1");
 }
