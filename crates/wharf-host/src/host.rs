@@ -11,6 +11,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::cache::{CacheStatus, CompileCache};
 use crate::engine::WharfEngine;
+use crate::expansion::Expansion;
 use crate::policy::format_size;
 use crate::sandbox::{
     HostState, MAX_INSTANCES, MAX_MEMORIES, MAX_RESOURCES, MAX_TABLE_ELEMENTS, MAX_TABLES, Sandbox, SandboxError, Stdio,
@@ -49,6 +50,15 @@ pub enum LoadError {
         name: String,
         /// wasmtime's explanation, on one line.
         reason: String,
+    },
+    /// Instantiating the component would pass one of wharf's caps (checked before compiling:
+    /// nested instantiations multiply, and wasmtime's compiler flattens them all).
+    #[error("{name} is refused: {reason}")]
+    TooLarge {
+        /// The file or reference.
+        name: String,
+        /// Which cap it passes.
+        reason: Expansion,
     },
     /// The component imports something this host does not provide.
     #[error("{name} imports `{import}`, which wharf does not provide")]
@@ -133,6 +143,8 @@ impl Host {
             [0, b'a', b's', b'm', ..] => {}
             _ => return Err(LoadError::NotWasm { name: name.into() }),
         }
+        crate::expansion::check(bytes, MAX_INSTANCES)
+            .map_err(|reason| LoadError::TooLarge { name: name.into(), reason })?;
         let compile = || Component::new(self.engine.engine(), bytes);
         let result = match &self.cache {
             Some(cache) => cache.get_or_compile(&self.engine, bytes, compile),

@@ -262,3 +262,53 @@ fn table_bombs_in_a_server() {
     let out = run(serve_bomb_beside_hello(dir.path(), &tables)).expect_code(2);
     assert_one_clean_error(&out, "defined tables count of 100 exceeds the per-instance limit of 1");
 }
+
+/// `count` core instances of an empty module, as component-level items.
+fn core_instances(count: usize) -> String {
+    "(core module $empty) ".to_string() + &"(core instance (instantiate $empty)) ".repeat(count)
+}
+
+/// `depth` levels of components, each instantiating the one inside it `fanout` times, around
+/// `leaf` (component-level items).
+fn nested_instances(depth: usize, fanout: usize, leaf: &str) -> String {
+    let mut level = leaf.to_string();
+    for _ in 0..depth {
+        level = format!("(component $c {level}) ") + &"(instance (instantiate $c)) ".repeat(fanout);
+    }
+    level
+}
+
+const TOO_MANY_INSTANCES: &str =
+    "is refused: instantiating it would create more than 1000 core instances (wharf's limit)";
+
+#[test]
+fn instance_bombs() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2,000 core instances in one component (wasm's validation allows 1,000).
+    let flat = write_component(dir.path(), "flat.wasm", &command_wat(&core_instances(2_000), RUN_OK));
+    let out = run(wharf(&["run", &flat])).expect_code(2);
+    assert_one_clean_error(&out, TOO_MANY_INSTANCES);
+    // 40 instances of a component with 50: valid, 2,000 when instantiated.
+    let nested =
+        write_component(dir.path(), "nested.wasm", &command_wat(&nested_instances(1, 40, &core_instances(50)), RUN_OK));
+    let out = run(wharf(&["run", &nested])).expect_code(2);
+    assert_one_clean_error(&out, TOO_MANY_INSTANCES);
+    // Seven levels of ten: 10,000,000 core instances from 700 bytes. wasmtime's compiler flattens
+    // them all (26 s and 1.8 GB, ten times more per level); wharf refuses it before compiling.
+    let exponential =
+        write_component(dir.path(), "exp.wasm", &command_wat(&nested_instances(7, 10, &core_instances(1)), RUN_OK));
+    assert!(std::fs::metadata(&exponential).unwrap().len() < 1_000);
+    let started = std::time::Instant::now();
+    let out = run(wharf(&["run", &exponential])).expect_code(2);
+    assert_one_clean_error(&out, TOO_MANY_INSTANCES);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn instance_bombs_in_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let exponential =
+        write_component(dir.path(), "exp.wasm", &proxy_wat(&nested_instances(7, 10, &core_instances(1)), HANDLE_OK));
+    let out = run(serve_bomb_beside_hello(dir.path(), &exponential)).expect_code(2);
+    assert_one_clean_error(&out, TOO_MANY_INSTANCES);
+}
