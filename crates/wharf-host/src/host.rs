@@ -4,15 +4,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use wasmtime::Trap;
-use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTableError};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::cache::{CacheStatus, CompileCache};
 use crate::engine::WharfEngine;
+use crate::expansion::Expansion;
 use crate::policy::format_size;
-use crate::sandbox::{HostState, Sandbox, SandboxError, Stdio};
+use crate::sandbox::{
+    HostState, MAX_INSTANCES, MAX_MEMORIES, MAX_RESOURCES, MAX_TABLE_ELEMENTS, MAX_TABLES, Sandbox, SandboxError, Stdio,
+};
 
 /// A component that could not be loaded or linked. `name` is the file or reference it came from.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,15 @@ pub enum LoadError {
         /// wasmtime's explanation, on one line.
         reason: String,
     },
+    /// Instantiating the component would pass one of wharf's caps (checked before compiling:
+    /// nested instantiations multiply, and wasmtime's compiler flattens them all).
+    #[error("{name} is refused: {reason}")]
+    TooLarge {
+        /// The file or reference.
+        name: String,
+        /// Which cap it passes.
+        reason: Expansion,
+    },
     /// The component imports something this host does not provide.
     #[error("{name} imports `{import}`, which wharf does not provide")]
     UnsatisfiedImport {
@@ -78,6 +90,10 @@ pub enum RunError {
     /// The guest trapped after being refused memory beyond its limit.
     #[error("guest exceeded its memory limit of {}", format_size(*.0))]
     MemoryLimit(u64),
+    /// The guest hit one of wharf's fixed caps: live host resources, table elements, instances,
+    /// tables or memories (`what` names the cap, e.g. `1000 tables`).
+    #[error("guest exceeded its limit of {0}")]
+    Limit(String),
     /// The guest trapped (unreachable, out-of-bounds access, stack overflow, ...).
     #[error("guest trapped: {0}")]
     Trap(String),
@@ -127,6 +143,8 @@ impl Host {
             [0, b'a', b's', b'm', ..] => {}
             _ => return Err(LoadError::NotWasm { name: name.into() }),
         }
+        crate::expansion::check(bytes, MAX_INSTANCES)
+            .map_err(|reason| LoadError::TooLarge { name: name.into(), reason })?;
         let compile = || Component::new(self.engine.engine(), bytes);
         let result = match &self.cache {
             Some(cache) => cache.get_or_compile(&self.engine, bytes, compile),
@@ -192,15 +210,41 @@ impl Host {
     }
 }
 
-/// Classifies a failed call into a guest component: `Some` for a timeout, memory exhaustion
-/// or trap; `None` when the error did not come from the guest.
+/// Classifies a failed instantiation or call into a guest component: `Some` for a timeout,
+/// memory exhaustion, another of wharf's caps, or a trap; `None` when the error did not come
+/// from the guest.
 pub fn guest_failure(error: &wasmtime::Error, store: &HostState, sandbox: &Sandbox) -> Option<RunError> {
     match (error.downcast_ref::<Trap>(), sandbox.timeout()) {
         (Some(Trap::Interrupt), Some(timeout)) => Some(RunError::Timeout(timeout)),
         _ if store.memory_denied() => Some(RunError::MemoryLimit(sandbox.max_memory())),
+        _ if let Some(desired) = store.table_denied() => {
+            Some(RunError::Limit(format!("{MAX_TABLE_ELEMENTS} table elements (it asked for {desired})")))
+        }
+        _ if let Some(what) = limit_hit(error) => Some(RunError::Limit(what)),
         (Some(trap), _) => Some(RunError::Trap(trap.to_string())),
         (None, _) => None,
     }
+}
+
+/// Which of the store's count caps `error` reports, if any: a full resource table, or
+/// wasmtime's "resource limit exceeded: instance count too high at 1001" (and the table and
+/// memory forms) from instantiation.
+fn limit_hit(error: &wasmtime::Error) -> Option<String> {
+    if error.downcast_ref::<ResourceTableError>().is_some_and(|e| matches!(e, ResourceTableError::Full)) {
+        return Some(format!(
+            "{MAX_RESOURCES} live host resources (handles to streams, pollables, HTTP fields and bodies, ...)"
+        ));
+    }
+    error.chain().find_map(|cause| {
+        let text = cause.to_string();
+        let what = text.strip_prefix("resource limit exceeded: ")?.split(" count too high").next()?;
+        Some(match what {
+            "instance" => format!("{MAX_INSTANCES} core instances"),
+            "table" => format!("{MAX_TABLES} tables"),
+            "memory" => format!("{MAX_MEMORIES} memories"),
+            other => format!("its {other} count"),
+        })
+    })
 }
 
 fn link_error(name: &str, e: &wasmtime::Error) -> LoadError {
@@ -215,7 +259,14 @@ fn link_error(name: &str, e: &wasmtime::Error) -> LoadError {
     }
 }
 
-/// An error chain on one line (`outer: inner: root`), without a backtrace.
+/// An error chain on one line (`outer: inner: root`), without a backtrace: the first line of
+/// each cause, skipping wasmtime's "error while executing at wasm backtrace:" context (whose
+/// first line says nothing).
 pub(crate) fn one_line(e: &wasmtime::Error) -> String {
-    format!("{e:#}").lines().next().unwrap_or_default().to_string()
+    let causes: Vec<String> = e
+        .chain()
+        .map(|cause| cause.to_string().lines().next().unwrap_or_default().trim_end_matches(':').to_string())
+        .filter(|line| !line.is_empty() && line != "error while executing at wasm backtrace")
+        .collect();
+    causes.join(": ")
 }

@@ -18,6 +18,7 @@
 //! ```
 mod cache;
 mod engine;
+mod expansion;
 mod guest_log;
 mod host;
 mod outbound;
@@ -27,6 +28,7 @@ mod sandbox;
 
 pub use cache::{CacheStatus, CompileCache};
 pub use engine::{EPOCH_TICK, EngineOptions, PoolOptions, WharfEngine};
+pub use expansion::Expansion;
 pub use host::{Host, LoadError, RunError, guest_failure};
 pub use policy::Policy;
 pub use sandbox::{HostState, Sandbox, SandboxError, Stdio};

@@ -36,7 +36,18 @@ impl OutboundHttp {
     }
 }
 
+/// The most an outgoing body's stream takes per write. wasmtime-wasi-http buffers two such
+/// chunks per body until it is sent; its 1 MiB default let a guest that hoards unsent bodies
+/// make wharf hold 2 MiB each (measured). 64 KiB caps that at about 130 KiB per body, so the
+/// resource-table cap ([`crate::sandbox`]) bounds the total; guests are told what fits by
+/// `check-write`, and std and `blocking-write-and-flush` write 4 KiB at a time anyway.
+const OUTGOING_BODY_CHUNK: usize = 64 * 1024;
+
 impl WasiHttpHooks for OutboundHttp {
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        OUTGOING_BODY_CHUNK
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,

@@ -16,11 +16,20 @@ use crate::outbound::OutboundHttp;
 use crate::policy::{ConfigSource, DirGrant, KvGrant, NetRule, Policy, SocketGrants};
 
 /// Caps on things a policy does not mention, so that no guest can exhaust the host with
-/// tables or instances either.
-const MAX_INSTANCES: usize = 1_000;
-const MAX_TABLES: usize = 1_000;
-const MAX_MEMORIES: usize = 100;
-const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// tables, instances or host resources either.
+pub(crate) const MAX_INSTANCES: usize = 1_000;
+pub(crate) const MAX_TABLES: usize = 1_000;
+pub(crate) const MAX_MEMORIES: usize = 100;
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// Live entries in a store's host [`ResourceTable`] (streams, pollables, descriptors, HTTP
+/// fields, requests and bodies the guest holds). wasmtime's defaults (1,000,000 entries, and
+/// 100,000 guest handles per store) bound the count, not the bytes: hoarded `wasi:http` fields
+/// filled to their 128 KiB limit cost wharf 120 KiB each (measured), 12 GB at 100,000, and
+/// unsent outgoing bodies 2 MiB each. Real guests hold tens to hundreds (Unix's default
+/// open-file limit is 1,024); 4,096 keeps the worst case near the default memory limit:
+/// 4,096 x 128 KiB = 512 MiB of fields (555 MiB peak RSS measured), bodies less with
+/// [`crate::outbound`]'s chunk size. Past it the host call fails and the guest is stopped.
+pub(crate) const MAX_RESOURCES: usize = 4_096;
 
 /// A grant in the policy that cannot be put in place on this host.
 #[derive(Debug, thiserror::Error)]
@@ -171,12 +180,14 @@ impl Sandbox {
             .tables(MAX_TABLES)
             .memories(MAX_MEMORIES)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             http: WasiHttpCtx::new(),
             outbound: OutboundHttp::new(self.http_rules.clone()),
-            limits: Limits { inner: limits, memory_denied: false },
+            limits: Limits { inner: limits, memory_denied: false, table_denied: None },
             keyvalue: self.keyvalue.clone(),
             config: self.config.clone(),
             deadline: None,
@@ -221,6 +232,11 @@ impl HostState {
         self.limits.memory_denied
     }
 
+    /// The table size (in elements) the guest asked for beyond wharf's cap, if it was refused.
+    pub fn table_denied(&self) -> Option<usize> {
+        self.limits.table_denied
+    }
+
     /// The `wasi:keyvalue` view: the granted buckets, handles in the resource table.
     pub(crate) fn keyvalue(&mut self) -> wharf_keyvalue::KeyValue<'_> {
         wharf_keyvalue::KeyValue::new(&self.keyvalue, &mut self.table)
@@ -260,11 +276,12 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// [`StoreLimits`] that also remember a refused memory growth, so a later trap can be
+/// [`StoreLimits`] that also remember a refused memory or table growth, so a later trap can be
 /// reported as "memory limit exceeded" rather than as a bare `unreachable`.
 struct Limits {
     inner: StoreLimits,
     memory_denied: bool,
+    table_denied: Option<usize>,
 }
 
 impl ResourceLimiter for Limits {
@@ -278,7 +295,15 @@ impl ResourceLimiter for Limits {
     }
 
     fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
+        let allowed = self.inner.table_growing(current, desired, maximum)?;
+        // Only wharf's cap is named: growth refused below it (past the table's own declared
+        // maximum, or past a pooled slot's capacity under `serve`) is an ordinary `table.grow`
+        // failure, -1 to the guest.
+        if !allowed && desired > MAX_TABLE_ELEMENTS {
+            tracing::debug!(current, desired, "table growth denied by policy");
+            self.table_denied = Some(desired);
+        }
+        Ok(allowed)
     }
 
     fn instances(&self) -> usize {

@@ -117,6 +117,14 @@ pub struct WasmConfig {
     pub component: Option<ComponentWorld>,
 }
 
+impl WasmConfig {
+    /// Reads a config blob: `None` when it is not a Wasm WG config (older tools push others).
+    /// The bytes are untrusted: never panics (the `oci_manifest` target in `fuzz/`).
+    pub fn parse(bytes: &[u8]) -> Option<WasmConfig> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
 /// A component's world: what it exports and imports, by interface name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentWorld {

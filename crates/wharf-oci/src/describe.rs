@@ -59,7 +59,7 @@ pub struct LayerInfo {
 /// A config that is not a Wasm config (older tools) leaves the world unknown.
 pub fn describe(reference: &str, pulled: &Pulled) -> Description {
     let manifest: &Manifest = &pulled.manifest;
-    let config: Option<WasmConfig> = serde_json::from_slice(&pulled.config_bytes).ok();
+    let config = WasmConfig::parse(&pulled.config_bytes);
     let layer = |d: &crate::Descriptor| LayerInfo {
         media_type: d.media_type.clone(),
         digest: d.digest.clone(),

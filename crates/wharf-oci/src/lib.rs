@@ -41,7 +41,9 @@ pub use auth::{Credential, CredentialSources};
 pub use describe::{Description, LayerInfo, describe};
 pub use layout::{Layout, REF_NAME_ANNOTATION};
 pub use oci_client::Reference;
-pub use registry::{NoProgress, Progress, Pulled, Registry, parse_reference, plain_http_host};
+pub use registry::{
+    ManifestDocument, NoProgress, Progress, Pulled, Registry, parse_manifest, parse_reference, plain_http_host,
+};
 
 /// Everything that can go wrong, each naming what it was about.
 #[derive(Debug, thiserror::Error)]

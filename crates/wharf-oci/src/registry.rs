@@ -83,12 +83,15 @@ impl Pulled {
         let mut entry = layout.find(name)?;
         let mut index_digest = None;
         let mut bytes = layout.read_blob(&entry.digest)?;
-        if let Some(index) = parse_index(&entry.media_type, &bytes, &label)? {
-            index_digest = Some(entry.digest.clone());
-            entry = choose_wasm_entry(&index, &label)?;
-            bytes = layout.read_blob(&entry.digest)?;
-        }
-        let manifest = parse_manifest(&bytes, &label)?;
+        let manifest = match parse_manifest(&entry.media_type, &bytes, &label)? {
+            ManifestDocument::Manifest(manifest) => manifest,
+            ManifestDocument::Index(chosen) => {
+                index_digest = Some(entry.digest.clone());
+                entry = chosen;
+                bytes = layout.read_blob(&entry.digest)?;
+                parse_image_manifest(&bytes, &label)?
+            }
+        };
         let config_bytes = layout.read_blob(&manifest.config.digest)?;
         let manifest_size = bytes.len() as u64;
         Ok(Pulled { manifest_digest: entry.digest, index_digest, manifest, manifest_size, config_bytes })
@@ -235,18 +238,18 @@ impl Registry {
     /// Fetches the manifest, following an image index to its Wasm entry.
     async fn resolve(&self, reference: &Reference) -> Result<Resolved, Error> {
         let label = reference.whole();
-        let (mut bytes, mut digest) = self.fetch_manifest(reference).await?;
-        let mut index = None;
-        let mut media_type = media_type_of(&bytes);
-        if let Some(parsed) = parse_index(&media_type, &bytes, &label)? {
-            let entry = choose_wasm_entry(&parsed, &label)?;
-            tracing::debug!(index = %digest, entry = %entry.digest, "resolved image index");
-            index = Some((digest, bytes));
-            (bytes, digest) = self.fetch_manifest(&reference.clone_with_digest(entry.digest.clone())).await?;
-            media_type = entry.media_type;
+        let (bytes, digest) = self.fetch_manifest(reference).await?;
+        let media_type = media_type_of(&bytes);
+        match parse_manifest(&media_type, &bytes, &label)? {
+            ManifestDocument::Manifest(manifest) => Ok(Resolved { bytes, digest, media_type, index: None, manifest }),
+            ManifestDocument::Index(entry) => {
+                tracing::debug!(index = %digest, entry = %entry.digest, "resolved image index");
+                let index = Some((digest, bytes));
+                let (bytes, digest) = self.fetch_manifest(&reference.clone_with_digest(entry.digest.clone())).await?;
+                let manifest = parse_image_manifest(&bytes, &label)?;
+                Ok(Resolved { bytes, digest, media_type: entry.media_type, index, manifest })
+            }
         }
-        let manifest = parse_manifest(&bytes, &label)?;
-        Ok(Resolved { bytes, digest, media_type, index, manifest })
     }
 
     /// Fetches a manifest or index; oci-client checks it against the digest header and the
@@ -379,8 +382,29 @@ fn choose_wasm_entry(index: &Index, label: &str) -> Result<Descriptor, Error> {
     }
 }
 
+/// A manifest document as a registry or a layout serves it.
+#[derive(Debug, Clone)]
+pub enum ManifestDocument {
+    /// An image manifest whose layer 0 holds Wasm.
+    Manifest(Manifest),
+    /// An image index: its Wasm entry, whose manifest is to be fetched next.
+    Index(Descriptor),
+}
+
+/// Parses a fetched manifest document as every pull does: an image index (by `media_type`, or,
+/// when that is empty, by the document's own `mediaType` or `manifests`) resolves to its `wasm` /
+/// `wasi*` entry, else to its only one; an image manifest must have a Wasm layer 0 (the legacy
+/// layer types count). `label` names the artifact in errors. The bytes are untrusted: any input
+/// gives a value or an [`Error`], never a panic (the `oci_manifest` target in `fuzz/`).
+pub fn parse_manifest(media_type: &str, bytes: &[u8], label: &str) -> Result<ManifestDocument, Error> {
+    match parse_index(media_type, bytes, label)? {
+        Some(index) => choose_wasm_entry(&index, label).map(ManifestDocument::Index),
+        None => parse_image_manifest(bytes, label).map(ManifestDocument::Manifest),
+    }
+}
+
 /// Parses an image manifest and checks that layer 0 holds Wasm.
-fn parse_manifest(bytes: &[u8], label: &str) -> Result<Manifest, Error> {
+fn parse_image_manifest(bytes: &[u8], label: &str) -> Result<Manifest, Error> {
     let manifest: Manifest =
         serde_json::from_slice(bytes).map_err(|source| Error::Json { what: format!("manifest of {label}"), source })?;
     match manifest.layers.first() {
@@ -498,12 +522,38 @@ mod tests {
         };
         for legacy in crate::artifact::LEGACY_LAYER_MEDIA_TYPES {
             let text = manifest(&[layer(legacy), layer("application/octet-stream")]);
-            assert_eq!(parse_manifest(text.as_bytes(), "x").unwrap().layers.len(), 2);
+            assert_eq!(parse_image_manifest(text.as_bytes(), "x").unwrap().layers.len(), 2);
         }
         let text = manifest(&[layer("application/vnd.oci.image.layer.v1.tar+gzip")]);
-        let err = parse_manifest(text.as_bytes(), "x").unwrap_err().to_string();
+        let err = parse_image_manifest(text.as_bytes(), "x").unwrap_err().to_string();
         assert!(err.contains("not a Wasm layer"), "{err}");
-        assert!(parse_manifest(manifest(&[]).as_bytes(), "x").is_err());
+        assert!(parse_image_manifest(manifest(&[]).as_bytes(), "x").is_err());
+    }
+
+    #[test]
+    fn documents_are_told_apart() {
+        let entries = [entry("linux", "amd64"), entry("wasip2", "wasm")];
+        let index = serde_json::to_vec(&serde_json::json!({ "schemaVersion": 2, "manifests": entries })).unwrap();
+        // No media type from the layout or registry: the document's `manifests` says index.
+        for media_type in ["", INDEX_MEDIA_TYPE] {
+            match parse_manifest(media_type, &index, "x").unwrap() {
+                ManifestDocument::Index(chosen) => assert_eq!(chosen.platform.unwrap().os, "wasip2"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let options = crate::BuildOptions {
+            created: std::time::SystemTime::UNIX_EPOCH,
+            author: None,
+            title: "x.wasm".into(),
+            target_world: None,
+            annotations: Default::default(),
+        };
+        let manifest = crate::build("x", b"\0asm\x01\0\0\0".to_vec(), &options).unwrap().manifest_bytes;
+        assert!(matches!(parse_manifest("", &manifest, "x"), Ok(ManifestDocument::Manifest(_))));
+        assert!(matches!(parse_manifest(INDEX_MEDIA_TYPE, &manifest, "x"), Err(Error::NotAWasmArtifact { .. })));
+        for garbage in [&b""[..], b"null", b"[]", b"{\"manifests\":7}", b"\xff"] {
+            assert!(parse_manifest("", garbage, "x").is_err(), "{garbage:?}");
+        }
     }
 
     #[test]

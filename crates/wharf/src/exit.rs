@@ -13,7 +13,8 @@ pub const BAD_INPUT: u8 = 2;
 pub const TIMEOUT: u8 = 124;
 /// The guest trapped (128 + SIGABRT, as `wasmtime run` does).
 pub const TRAP: u8 = 134;
-/// The guest exceeded `--max-memory` (128 + SIGKILL, as an OOM-killed container).
+/// The guest exceeded `--max-memory` or another of wharf's caps (table elements, instances,
+/// live host resources) (128 + SIGKILL, as an OOM-killed container).
 pub const MEMORY_LIMIT: u8 = 137;
 
 /// Converts a guest's exit code to the process's (truncated to 0..=255 as POSIX does).
@@ -32,7 +33,7 @@ fn code_for(error: &anyhow::Error) -> u8 {
         if let Some(run) = cause.downcast_ref::<RunError>() {
             return match run {
                 RunError::Timeout(_) => TIMEOUT,
-                RunError::MemoryLimit(_) => MEMORY_LIMIT,
+                RunError::MemoryLimit(_) | RunError::Limit(_) => MEMORY_LIMIT,
                 RunError::Trap(_) => TRAP,
                 RunError::Sandbox(_) => BAD_INPUT,
                 RunError::Host(_) => FAILURE,

@@ -78,7 +78,7 @@ impl SourceArgs {
             }
         };
         let bytes = layout.read_blob(&pulled.wasm_layer().digest)?;
-        let config: Option<WasmConfig> = serde_json::from_slice(&pulled.config_bytes).ok();
+        let config = WasmConfig::parse(&pulled.config_bytes);
         let declared_imports = config.and_then(|c| c.component).map(|c| c.imports);
         Ok(Loaded { name: input.to_string(), bytes, declared_imports })
     }
