@@ -30,6 +30,11 @@ pub fn mcp_docs() {
 }
 
 #[test]
+fn mcp_load_is_off_by_default_and_grants_nothing() {
+    pytest("test_load.py");
+}
+
+#[test]
 fn mcp_malformed_requests() {
     pytest("test_hostile.py");
 }

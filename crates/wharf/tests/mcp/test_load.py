@@ -1,0 +1,72 @@
+"""`--allow-load`: off by default; when on, `wharf.load`/`wharf.unload`/`wharf.list` change the
+tool list (with `notifications/tools/list_changed`), and a loaded component runs under the
+server's policy: the client cannot pick a policy file or any other grant."""
+import os
+import tempfile
+
+import pytest
+from mcp.shared.exceptions import McpError
+
+from mcp_util import component, run, stdio_session
+
+
+def names(tools):
+    return sorted(t.name for t in tools.tools)
+
+
+def test_loading_is_off_by_default():
+    async def body():
+        async with stdio_session([component("MCP_DOCS")]) as s:
+            assert not any(n.startswith("wharf.") for n in names(await s.session.list_tools()))
+            with pytest.raises(McpError, match="unknown tool"):
+                await s.session.call_tool("wharf.load", {"source": component("MCP_TYPES")})
+
+    run(body)
+
+
+def test_load_list_unload_under_the_server_policy():
+    async def body():
+        # A policy file that would grant everything, for the client to try to smuggle in.
+        with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+            f.write('allow_net = ["*"]\ntimeout = "1h"\n')
+        changed = []
+        try:
+            async with stdio_session([component("MCP_DOCS")], ["--allow-load", "--timeout", "1s"]) as s:
+                inner = s.session._message_handler
+
+                async def handler(message):
+                    if "list_changed" in repr(message):
+                        changed.append(message)
+                    await inner(message)
+
+                s.session._message_handler = handler
+                before = names(await s.session.list_tools())
+                assert {"wharf.load", "wharf.unload", "wharf.list"} <= set(before)
+
+                smuggled = await s.session.call_tool("wharf.load", {"source": f"{component('MCP_TYPES')}::{f.name}"})
+                assert smuggled.isError and "cannot load" in smuggled.content[0].text
+                bad = await s.session.call_tool("wharf.load", {"source": "/etc/passwd"})
+                assert bad.isError and "not a WebAssembly file" in bad.content[0].text
+
+                loaded = await s.session.call_tool("wharf.load", {"source": component("MCP_TYPES")})
+                assert not loaded.isError, loaded
+                assert loaded.structuredContent["result"]["name"] == "mcp_types"
+                assert "mcp_types.add" in names(await s.session.list_tools())
+                assert (await s.session.call_tool("mcp_types.add", {"a": 2, "b": 2})).structuredContent == {"result": 4}
+                # The server's --timeout applies, not anything the client asked for.
+                spin = await s.session.call_tool("mcp_types.types.spin", {})
+                assert spin.isError and "timed out after 1s" in spin.content[0].text
+
+                listed = await s.session.call_tool("wharf.list", {})
+                assert [c["name"] for c in listed.structuredContent["result"]] == ["mcp_docs", "mcp_types"]
+                gone = await s.session.call_tool("wharf.unload", {"component": "mcp_types"})
+                assert gone.structuredContent == {"result": True}
+                assert names(await s.session.list_tools()) == before
+                with pytest.raises(McpError, match="unknown tool"):
+                    await s.session.call_tool("mcp_types.add", {"a": 2, "b": 2})
+                assert len(changed) == 2, f"expected a list_changed per load and unload, got {changed}"
+                s.assert_clean()
+        finally:
+            os.unlink(f.name)
+
+    run(body)
