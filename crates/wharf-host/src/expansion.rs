@@ -21,7 +21,8 @@ use wasmparser::{
     Instance, Parser, Payload,
 };
 
-/// Work units (index-space entries created while instantiating) one component may expand to.
+/// Work units (index-space entries created, arguments and exports resolved, while
+/// instantiating) one component may expand to.
 /// Real components, composed ones included, instantiate each nested component about once: a
 /// few hundred entries.
 const MAX_STEPS: usize = 1_000_000;
@@ -244,8 +245,9 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn step(&mut self) -> Result<(), Expansion> {
-        self.steps += 1;
+    /// Counts `units` of work (an index-space entry, or an argument or export resolved).
+    fn charge(&mut self, units: usize) -> Result<(), Expansion> {
+        self.steps = self.steps.saturating_add(units);
         if self.steps > MAX_STEPS { Err(Expansion::Steps) } else { Ok(()) }
     }
 
@@ -268,8 +270,14 @@ impl Walk<'_> {
             Some(Value::Instance(exports)) => exports.get(name).cloned().unwrap_or(Value::Opaque),
             _ => Value::Opaque,
         };
+        self.charge(definition.exports.len())?;
         for op in &definition.ops {
-            self.step()?;
+            self.charge(match op {
+                Op::Instance(InstanceSource::Instantiate { args: items, .. } | InstanceSource::FromExports(items)) => {
+                    1 + items.len()
+                }
+                _ => 1,
+            })?;
             match op {
                 Op::CoreInstance => {
                     self.core_instances += 1;
@@ -385,6 +393,11 @@ mod tests {
         assert_eq!(check_wat(&nested(30, 10, &core_instances(1))), Err(Expansion::CoreInstances(1_000)));
         // No core instances at all, yet 2^40 component instances to flatten.
         assert_eq!(check_wat(&nested(40, 2, "")), Err(Expansion::Steps));
+        // A thousand instantiations of a component that bundles 5,000 exports in one instance.
+        let exports: String = (0..5_000).map(|i| format!(r#"(export "e{i}" (instance $i)) "#)).collect();
+        let wide = format!("(component $w (instance $i) (instance {exports})) (instance (instantiate $w))");
+        assert_eq!(check_wat(&nested(3, 10, &wide)), Err(Expansion::Steps));
+        assert_eq!(check_wat(&nested(1, 10, &wide)), Ok(()));
     }
 
     #[test]
