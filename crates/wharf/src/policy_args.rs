@@ -91,7 +91,8 @@ impl PolicyArgs {
     }
 }
 
-fn read_policy_file(path: &Path) -> anyhow::Result<Policy> {
+/// Reads a policy file; relative paths in it are relative to the file.
+pub fn read_policy_file(path: &Path) -> anyhow::Result<Policy> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new(""));
     Policy::from_toml(&text, base).with_context(|| format!("in policy file {}", path.display()))

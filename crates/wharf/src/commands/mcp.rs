@@ -16,7 +16,7 @@ use wharf_mcp::{Loader, Outcome, ToolComponent, Toolbox};
 use super::oci::{Source, parse_source};
 use super::source::SourceArgs;
 use crate::exit::BadInput;
-use crate::policy_args::PolicyArgs;
+use crate::policy_args::{PolicyArgs, read_policy_file};
 
 /// Per-call timeout for components whose policy sets none: deny unbounded CPU time by default.
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -152,7 +152,7 @@ impl ComponentLoader {
         let mut components = Vec::new();
         for input in inputs {
             let (source, policy) = match input.split_once("::") {
-                Some((source, file)) => (source, self.base.clone().merge(read_policy(Path::new(file))?)),
+                Some((source, file)) => (source, self.base.clone().merge(read_policy_file(Path::new(file))?)),
                 None => (input.as_str(), self.base.clone()),
             };
             components.push(self.load(source, policy).await?);
@@ -179,13 +179,6 @@ impl Loader for ComponentLoader {
     fn load(&self, source: String) -> Pin<Box<dyn Future<Output = anyhow::Result<ToolComponent>> + Send + '_>> {
         Box::pin(async move { self.load(&source, self.base.clone()).await })
     }
-}
-
-fn read_policy(path: &Path) -> anyhow::Result<Policy> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| BadInput(format!("cannot read policy file {}: {e}", path.display())))?;
-    Policy::from_toml(&text, path.parent().unwrap_or(Path::new("")))
-        .with_context(|| format!("in policy file {}", path.display()))
 }
 
 /// The prefix of a component's tool names: the file stem, the image name in a layout, or the
