@@ -289,27 +289,35 @@ impl Session {
         args: &Map<String, Value>,
         slot: &mut Option<Live>,
     ) -> Outcome {
-        if slot.is_none() {
-            let Ok(permit) = self.toolbox.live_instances.clone().try_acquire_owned() else {
-                let busy =
-                    format!("too many sessions hold an instance ({MAX_LIVE_INSTANCES}); try again when one ends");
-                return Outcome::Failed(RunError::Host(busy).into());
-            };
-            let mut store = match component.sandbox.store(&self.toolbox.engine, &[], Stdio::Log) {
-                Ok(store) => store,
-                Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
-            };
-            let instance = match bounded(&component.sandbox, component.pre.instantiate_async(&mut store)).await {
-                Ok(Ok(instance)) => instance,
-                Ok(Err(e)) => return Outcome::Failed(failure(component, &e, &store).into()),
-                Err(timeout) => return Outcome::Failed(timeout.into()),
-            };
-            *slot = Some(Live { store, instance, handles: HandleTable::default(), _slot: permit });
-        }
-        let live = slot.as_mut().expect("instantiated above");
-        let params = match read_args(component, function, args, &mut live.handles) {
-            Ok(params) => params,
-            Err(e) => return Outcome::Invalid(e),
+        // A session's first call is checked before an instance exists: bad arguments must not
+        // cost an instance (no handle can be valid yet, so an empty table decides).
+        let (live, params) = match slot {
+            Some(live) => match read_args(component, function, args, &mut live.handles) {
+                Ok(params) => (live, params),
+                Err(e) => return Outcome::Invalid(e),
+            },
+            None => {
+                let mut handles = HandleTable::default();
+                let params = match read_args(component, function, args, &mut handles) {
+                    Ok(params) => params,
+                    Err(e) => return Outcome::Invalid(e),
+                };
+                let Ok(permit) = self.toolbox.live_instances.clone().try_acquire_owned() else {
+                    let busy =
+                        format!("too many sessions hold an instance ({MAX_LIVE_INSTANCES}); try again when one ends");
+                    return Outcome::Failed(RunError::Host(busy).into());
+                };
+                let mut store = match component.sandbox.store(&self.toolbox.engine, &[], Stdio::Log) {
+                    Ok(store) => store,
+                    Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
+                };
+                let instance = match bounded(&component.sandbox, component.pre.instantiate_async(&mut store)).await {
+                    Ok(Ok(instance)) => instance,
+                    Ok(Err(e)) => return Outcome::Failed(failure(component, &e, &store).into()),
+                    Err(timeout) => return Outcome::Failed(timeout.into()),
+                };
+                (slot.insert(Live { store, instance, handles, _slot: permit }), params)
+            }
         };
         component.sandbox.restart_deadline(&mut live.store);
         let result = bounded(&component.sandbox, invoke(&mut live.store, &live.instance, function, params)).await;
