@@ -3,7 +3,8 @@
 # N (default 1000) calls of a trivial tool (`add`) over stdio and streamable HTTP, for `wharf
 # mcp` (a fresh sandboxed instance per call) and for the same tool in a plain Python FastMCP
 # server (no sandbox) measured by the same client in the same run; then `tools/list` with 1
-# and 50 components loaded.
+# and 50 components loaded, through the SDK and with bare JSON-RPC, beside the peer offering
+# as many tools.
 source "$(dirname "$0")/common.sh"
 n=${1:-1000}
 py=$root/.venv/bin/python
@@ -30,4 +31,11 @@ many=$(mktemp -d)
 for i in $(seq -w 1 50); do cp "$types" "$many/tools$i.wasm"; done
 "$py" "$client" stdio 100 tools01.add '{"a":1,"b":2}' -- "$WHARF" mcp "$many/tools01.wasm"
 "$py" "$client" stdio 100 tools01.add '{"a":1,"b":2}' -- "$WHARF" mcp "$many"/*.wasm
+echo "== the same without the SDK (bare JSON-RPC over stdio)"
+"$py" "$client" raw-list 200 -- "$WHARF" mcp "$many/tools01.wasm"
+"$py" "$client" raw-list 200 -- "$WHARF" mcp "$many"/*.wasm
+tools=$("$py" "$client" raw-list 1 -- "$WHARF" mcp "$many"/*.wasm | sed -n 's/.*(\([0-9]*\) tools.*/\1/p')
+echo "== the peer with the same number of tools ($tools copies of add)"
+"$py" "$client" raw-list 200 -- "$py" "$root/bench/mcp_peer.py" stdio 10
+"$py" "$client" raw-list 200 -- "$py" "$root/bench/mcp_peer.py" stdio "$tools"
 rm -rf "$many"

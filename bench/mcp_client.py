@@ -3,10 +3,16 @@ stdio or streamable HTTP, and of `tools/list`. Used by bench/mcp.sh; prints one 
 
     python bench/mcp_client.py stdio N TOOL ARGS_JSON -- COMMAND...
     python bench/mcp_client.py http N TOOL ARGS_JSON URL
+    python bench/mcp_client.py raw-list N -- COMMAND...
+
+`raw-list` times `tools/list` over stdio with bare JSON-RPC lines and no SDK, so the figure is
+the server's (and the pipe's), not the SDK's pydantic validation of every tool.
 """
 import asyncio
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -44,11 +50,38 @@ async def measure(session, n, tool, args, label):
     report(f"{label} tools/call {tool}", calls)
 
 
+def raw_list(n, command):
+    server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def request(id, method, params):
+        server.stdin.write(json.dumps({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).encode() + b"\n")
+        server.stdin.flush()
+        return server.stdout.readline()
+
+    client = {"name": "raw", "version": "0"}
+    request(0, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client})
+    server.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+    samples = []
+    for id in range(1, n + 1):
+        started = time.perf_counter()
+        line = request(id, "tools/list", {})
+        samples.append(time.perf_counter() - started)
+        # Checked outside the timing: parsing 0.5 MB here costs as much as the server's reply.
+        assert json.loads(line)["id"] == id, line[:200]
+    tools = len(json.loads(line)["result"]["tools"])
+    report(f"raw stdio tools/list ({tools} tools, {len(line)} bytes)", samples[min(10, n // 2):])
+    server.stdin.close()
+    server.wait()
+
+
 async def main():
+    if sys.argv[1] == "raw-list":
+        return raw_list(int(sys.argv[2]), sys.argv[sys.argv.index("--") + 1 :])
     mode, n, tool, args = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
     if mode == "stdio":
         command = sys.argv[sys.argv.index("--") + 1 :]
-        params = StdioServerParameters(command=command[0], args=command[1:])
+        # The SDK passes only a few variables to the server by default; WHARF_LOG must get through.
+        params = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
         async with stdio_client(params) as (read, write):
             async with ClientSession(read, write) as session:
                 await measure(session, n, tool, args, "stdio")

@@ -1,16 +1,21 @@
 """The peer for bench/mcp.sh: the same `add` tool as a plain Python MCP server (the SDK's
-FastMCP), no sandbox. `python bench/mcp_peer.py stdio` or `... http PORT`."""
+FastMCP), no sandbox. `python bench/mcp_peer.py stdio [TOOLS]` or `... http PORT`; with TOOLS,
+the server offers `add` under that many names (`add`, `add2`, ...) for the tools/list figure."""
 import sys
 
 from mcp.server.fastmcp import FastMCP
 
-mcp = FastMCP("peer", port=int(sys.argv[2]) if len(sys.argv) > 2 else 8000, log_level="WARNING")
+mode = sys.argv[1]
+mcp = FastMCP("peer", port=int(sys.argv[2]) if mode == "http" else 8000, log_level="WARNING")
 
 
-@mcp.tool()
 def add(a: int, b: int) -> int:
     """Adds two numbers."""
     return a + b
 
 
-mcp.run(transport="stdio" if sys.argv[1] == "stdio" else "streamable-http")
+copies = int(sys.argv[2]) if mode == "stdio" and len(sys.argv) > 2 else 1
+for i in range(1, copies + 1):
+    mcp.add_tool(add, name="add" if i == 1 else f"add{i}")
+
+mcp.run(transport="stdio" if mode == "stdio" else "streamable-http")
