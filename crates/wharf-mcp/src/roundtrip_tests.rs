@@ -161,3 +161,25 @@ fn flags_come_back_in_declaration_order_and_bad_values_name_their_path() {
         assert_eq!(err.to_string(), expected);
     }
 }
+
+/// Found by the `json_value_wit` fuzz target: `f32::MAX` is written as `3.4028235e38`, a
+/// decimal just above `f32::MAX`, which both the reader and the schema's bound once refused.
+#[test]
+fn f32_extremes_round_trip_within_the_published_bounds() {
+    let functions = functions();
+    let echo = functions.iter().find(|f| f.name == "mcp_types.types.echo").unwrap();
+    let Type::Record(record) = &echo.params[0].1 else { panic!("everything is a record") };
+    let single = record.fields().find(|f| f.name == "single").unwrap().ty;
+    let schema = crate::schema::schema(&single, &Resources::default()).unwrap();
+    let bounds = &schema["anyOf"][0];
+    let resources = Resources::default();
+    for x in [f32::MAX, f32::MIN, f32::MIN_POSITIVE, -f32::MIN_POSITIVE, f32::from_bits(1), -0.0] {
+        let json = to_json(&single, wasmtime::component::Val::Float32(x), &resources, &mut NoHandles);
+        let n = json.as_f64().unwrap();
+        assert!(n <= bounds["maximum"].as_f64().unwrap() && n >= bounds["minimum"].as_f64().unwrap(), "{json} outside {bounds}");
+        let back = from_json(&single, &json, "single", &resources, &mut NoHandles).unwrap();
+        assert!(matches!(back, wasmtime::component::Val::Float32(y) if y.to_bits() == x.to_bits()), "{x} -> {json} -> {back:?}");
+    }
+    let err = from_json(&single, &json!(3.5e38), "single", &resources, &mut NoHandles).unwrap_err();
+    assert_eq!(err.to_string(), "single: 350000000000000000000000000000000000000 is out of range for f32");
+}

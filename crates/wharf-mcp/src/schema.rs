@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 use wasmtime::component::types::Type;
 
-use crate::value::{Resources, is_nullable};
+use crate::value::{F32_JSON_MAX, Resources, is_nullable};
 
 /// The `$schema` every tool's input and output schema names.
 pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -25,7 +25,7 @@ pub fn schema(ty: &Type, resources: &Resources) -> Result<Value, Unsupported> {
         Type::S16 => integer(i16::MIN, i16::MAX),
         Type::S32 => integer(i32::MIN, i32::MAX),
         Type::S64 => integer(i64::MIN, i64::MAX),
-        Type::Float32 => float(Some(f32::MAX)),
+        Type::Float32 => float(Some(F32_JSON_MAX)),
         Type::Float64 => float(None),
         Type::Char => json!({"type": "string", "minLength": 1, "maxLength": 1}),
         Type::String => json!({"type": "string"}),
@@ -120,11 +120,11 @@ fn integer<T: Into<Value>>(min: T, max: T) -> Value {
     json!({"type": "integer", "minimum": min.into(), "maximum": max.into()})
 }
 
-fn float(bound: Option<f32>) -> Value {
+fn float(bound: Option<f64>) -> Value {
     let mut number = json!({"type": "number"});
     if let Some(max) = bound {
-        number["minimum"] = json!(-f64::from(max));
-        number["maximum"] = json!(f64::from(max));
+        number["minimum"] = json!(-max);
+        number["maximum"] = json!(max);
     }
     json!({"anyOf": [number, {"enum": ["NaN", "Infinity", "-Infinity"]}]})
 }

@@ -6,6 +6,11 @@ use serde_json::{Map, Number, Value};
 use wasmtime::component::types::Type;
 use wasmtime::component::{ResourceAny, ResourceType, Val};
 
+/// The largest JSON number an `f32` accepts (and its schema's `maximum`): `f32::MAX` as the
+/// shortest decimal that reads back as it, which is how results write it. That decimal is a
+/// little above `f32::MAX` itself, so bounding by `f32::MAX` would refuse the value we return.
+pub const F32_JSON_MAX: f64 = 3.4028235e38;
+
 /// Names of the resource types a component exports, for handles and their schemas.
 #[derive(Clone, Debug, Default)]
 pub struct Resources {
@@ -226,9 +231,10 @@ impl Reader<'_> {
             Type::S64 => Val::S64(self.integer(json, "s64")?),
             Type::Float32 => {
                 let x = self.float(json, "f32")?;
-                if x.is_finite() && x.abs() > f64::from(f32::MAX) {
+                if x.is_finite() && x.abs() > F32_JSON_MAX {
                     return Err(self.error(format!("{x} is out of range for f32")));
                 }
+                // Rounds to the nearest f32: `3.4028235e38` is `f32::MAX`.
                 Val::Float32(x as f32)
             }
             Type::Float64 => Val::Float64(self.float(json, "f64")?),
