@@ -14,6 +14,8 @@ sanitizer=${SANITIZER:-none}
 cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1
 
+# json_value reads the mcp_types guest's WIT types (see fuzz_targets/json_value.rs).
+cargo build --quiet --release --locked --target wasm32-wasip2 --manifest-path ../crates/test-programs/Cargo.toml
 cargo fuzz build --sanitizer "$sanitizer" >work.build.log 2>&1 || {
     mkdir -p work && mv work.build.log work/build.log
     echo "build failed: see fuzz/work/build.log" >&2

@@ -15,7 +15,7 @@ mod server;
 mod toolbox;
 pub mod value;
 
-pub use catalog::{Catalog, Function};
+pub use catalog::{Catalog, Function, catalog};
 pub use docs::PackageDocs;
 pub use server::{Loader, MCP_PATH, McpHandler, call_result, serve_http, serve_stdio};
 pub use toolbox::{Failure, Outcome, Session, ToolComponent, Toolbox, Tools};
