@@ -101,7 +101,8 @@ fn param_type(text: String) -> Type {
         return ty.clone();
     }
     let binary = wat::parse_str(&text).unwrap_or_else(|e| panic!("generated text does not parse: {e}\n{text}"));
-    let component = Component::new(&ENGINE, &binary).unwrap_or_else(|e| panic!("generated type refused: {e:#}\n{text}"));
+    let component =
+        Component::new(&ENGINE, &binary).unwrap_or_else(|e| panic!("generated type refused: {e:#}\n{text}"));
     let component_type = component.component_type();
     let (_, item) = component_type.imports(&ENGINE).find(|(name, _)| *name == "f").unwrap();
     let ComponentItem::ComponentFunc(func) = item.ty else { panic!("f is not a function: {text}") };
@@ -130,7 +131,9 @@ fn value(ty: &Type, u: &mut Unstructured) -> Result<Val> {
         Type::Float64 => Val::Float64(u.arbitrary()?),
         Type::Char => Val::Char(u.arbitrary()?),
         Type::String => Val::String(u.arbitrary()?),
-        Type::List(list) => Val::List((0..u.int_in_range(0..=3)?).map(|_| value(&list.ty(), u)).collect::<Result<_>>()?),
+        Type::List(list) => {
+            Val::List((0..u.int_in_range(0..=3)?).map(|_| value(&list.ty(), u)).collect::<Result<_>>()?)
+        }
         Type::Tuple(tuple) => Val::Tuple(tuple.types().map(|t| value(&t, u)).collect::<Result<_>>()?),
         Type::Record(record) => {
             Val::Record(record.fields().map(|f| Ok((f.name.to_string(), value(&f.ty, u)?))).collect::<Result<_>>()?)

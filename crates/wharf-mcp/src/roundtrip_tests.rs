@@ -176,9 +176,15 @@ fn f32_extremes_round_trip_within_the_published_bounds() {
     for x in [f32::MAX, f32::MIN, f32::MIN_POSITIVE, -f32::MIN_POSITIVE, f32::from_bits(1), -0.0] {
         let json = to_json(&single, wasmtime::component::Val::Float32(x), &resources, &mut NoHandles);
         let n = json.as_f64().unwrap();
-        assert!(n <= bounds["maximum"].as_f64().unwrap() && n >= bounds["minimum"].as_f64().unwrap(), "{json} outside {bounds}");
+        assert!(
+            n <= bounds["maximum"].as_f64().unwrap() && n >= bounds["minimum"].as_f64().unwrap(),
+            "{json} outside {bounds}"
+        );
         let back = from_json(&single, &json, "single", &resources, &mut NoHandles).unwrap();
-        assert!(matches!(back, wasmtime::component::Val::Float32(y) if y.to_bits() == x.to_bits()), "{x} -> {json} -> {back:?}");
+        assert!(
+            matches!(back, wasmtime::component::Val::Float32(y) if y.to_bits() == x.to_bits()),
+            "{x} -> {json} -> {back:?}"
+        );
     }
     let err = from_json(&single, &json!(3.5e38), "single", &resources, &mut NoHandles).unwrap_err();
     assert_eq!(err.to_string(), "single: 350000000000000000000000000000000000000 is out of range for f32");

@@ -68,8 +68,7 @@ impl Types for McpTypes {
     fn hog(mib: u32) -> u32 {
         const PAGE: usize = 4096;
         let size = mib as usize * 1024 * 1024;
-        let mut bytes: Vec<u8> = Vec::with_capacity(size);
-        bytes.resize(size, 0);
+        let mut bytes = vec![0u8; size];
         for i in (0..size).step_by(PAGE) {
             bytes[i] = 1;
         }
