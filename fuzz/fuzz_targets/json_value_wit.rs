@@ -49,14 +49,14 @@ impl Wit {
         let (def, nominal) = match u.int_in_range(0..=8)? {
             0 => (format!("(list {})", self.ty(u, depth + 1)?), false),
             1 => (format!("(option {})", self.ty(u, depth + 1)?), false),
-            2 => (format!("(tuple {})", self.several(u, depth, |_| String::new())?), false),
+            2 => (format!("(tuple {})", self.several(u, depth, false)?), false),
             3 => (format!("(result {} (error {}))", self.ty(u, depth + 1)?, self.ty(u, depth + 1)?), false),
             4 => {
                 let ok = if u.arbitrary()? { self.ty(u, depth + 1)? } else { String::new() };
                 let err = if u.arbitrary()? { format!("(error {})", self.ty(u, depth + 1)?) } else { String::new() };
                 (format!("(result {ok} {err})"), false)
             }
-            5 => (format!("(record {})", self.several(u, depth, |i| format!("(field \"f{i}\"") + " ")?), true),
+            5 => (format!("(record {})", self.several(u, depth, true)?), true),
             6 => {
                 let cases = (0..u.int_in_range(1..=5)?)
                     .map(|i| match u.arbitrary()? {
@@ -78,13 +78,12 @@ impl Wit {
         Ok(format!("$t{n}"))
     }
 
-    /// One to four types, each wrapped by `open(i)` (a record's field) and closed.
-    fn several(&mut self, u: &mut Unstructured, depth: u32, open: impl Fn(usize) -> String) -> Result<String> {
+    /// One to four types: a tuple's, or a record's as fields `f0`, `f1`...
+    fn several(&mut self, u: &mut Unstructured, depth: u32, fields: bool) -> Result<String> {
         let mut items = Vec::new();
         for i in 0..u.int_in_range(1..=4)? {
             let ty = self.ty(u, depth + 1)?;
-            let prefix = open(i);
-            items.push(if prefix.is_empty() { ty } else { format!("{prefix}{ty})") });
+            items.push(if fields { format!("(field \"f{i}\" {ty})") } else { ty });
         }
         Ok(items.join(" "))
     }
