@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use serde_json::{Map, Value};
-use wharf_host::{EngineOptions, Host, Policy, Sandbox};
+use wharf_host::{Backends, EngineOptions, Host, Policy, Sandbox};
 use wharf_mcp::{Loader, Outcome, ToolComponent, Toolbox};
 
 use super::oci::{Source, parse_source};
@@ -137,14 +137,14 @@ impl CallCommand {
 struct ComponentLoader {
     host: Host,
     base: Policy,
-    stores: wharf_keyvalue::Stores,
+    backends: Backends,
     pull: SourceArgs,
 }
 
 impl ComponentLoader {
     fn new(flags: &PolicyArgs, pull: SourceArgs) -> anyhow::Result<Self> {
         let host = super::new_host(&EngineOptions::default())?;
-        Ok(ComponentLoader { host, base: flags.to_policy()?, stores: flags.stores()?, pull })
+        Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, pull })
     }
 
     /// Loads every `COMPONENT[::POLICY]`; a bad input fails here, before anything is served.
@@ -162,8 +162,7 @@ impl ComponentLoader {
 
     async fn load(&self, source: &str, mut policy: Policy) -> anyhow::Result<ToolComponent> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
-        let sandbox = Sandbox::new(&policy, |name| std::env::var(name).ok())
-            .and_then(|sandbox| sandbox.with_keyvalue(&self.stores))
+        let sandbox = Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
             .with_context(|| format!("component {source}"))?;
         let loaded = self.pull.load(source).await?;
         loaded.check_declared_imports()?;

@@ -69,13 +69,12 @@ impl ServeCommand {
         for component in &mut app.components {
             component.policy.timeout.get_or_insert(DEFAULT_REQUEST_TIMEOUT);
         }
-        let stores = self.policy.stores()?;
+        let backends = self.policy.backends()?;
         let sandboxes = app
             .components
             .iter()
             .map(|c| {
-                Sandbox::new(&c.policy, |name| std::env::var(name).ok())
-                    .and_then(|sandbox| sandbox.with_keyvalue(&stores))
+                Sandbox::new(&c.policy, &backends, |name| std::env::var(name).ok())
                     .with_context(|| format!("component {}", c.name))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
