@@ -1,15 +1,12 @@
 //! A real containerd (Debian's package) per test: its root, state, sockets and Wharf's compile
 //! cache all in one temp dir, no CRI plugin, and `containerd-shim-wharf-v1` found on its PATH.
 //! Dropping it stops the daemon, checks nothing it started is left (no shim process, no mount
-//! under the temp dir) and removes the dir.
+//! under the temp dir, no container cgroup) and removes the dir and the namespace's cgroups.
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-
-/// The namespace every test uses inside its own daemon.
-const NAMESPACE: &str = "wharf-test";
 
 /// The shim under test.
 pub fn shim_bin() -> &'static Path {
@@ -56,7 +53,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         .stderr(log)
         .spawn()
         .expect("cannot start containerd");
-    let daemon = Containerd { dir: Some(dir), child };
+    // A namespace of its own: ctr puts containers in cgroup `/NAMESPACE/ID`, and the drop
+    // removes `/NAMESPACE` (empty by then) from every hierarchy.
+    let suffix: String =
+        root.file_name().unwrap().to_string_lossy().chars().filter(char::is_ascii_alphanumeric).collect();
+    let namespace = format!("wharf-test-{}", suffix.to_ascii_lowercase());
+    let daemon = Containerd { dir: Some(dir), child, namespace };
     let deadline = Instant::now() + Duration::from_secs(20);
     while !daemon.ctr(&["version"]).status.success() {
         assert!(Instant::now() < deadline, "containerd did not start:\n{}", daemon.log());
@@ -69,6 +71,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 pub struct Containerd {
     dir: Option<tempfile::TempDir>,
     child: Child,
+    namespace: String,
 }
 
 /// One `ctr` call's outcome.
@@ -99,7 +102,7 @@ impl Containerd {
         Command::new("ctr")
             .arg("--address")
             .arg(self.socket())
-            .args(["--namespace", NAMESPACE])
+            .args(["--namespace", &self.namespace])
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -214,6 +217,29 @@ impl Containerd {
         found
     }
 
+    /// The cgroups of this daemon's namespace, each `/sys/fs/cgroup/[HIERARCHY/]NAMESPACE`.
+    fn namespace_cgroups(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![Path::new("/sys/fs/cgroup").join(&self.namespace)];
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().filter_map(Result::ok) {
+            dirs.push(hierarchy.path().join(&self.namespace));
+        }
+        dirs.retain(|d| d.is_dir());
+        dirs
+    }
+
+    /// Container cgroups (`/NAMESPACE/ID`) still present in any hierarchy.
+    pub fn cgroups(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for dir in self.namespace_cgroups() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().filter_map(Result::ok) {
+                if entry.path().is_dir() {
+                    found.push(entry.path().display().to_string());
+                }
+            }
+        }
+        found
+    }
+
     /// Mount points under this daemon's temp dir (rootfs snapshots, shim mounts).
     pub fn mounts(&self) -> Vec<String> {
         let needle = self.dir().to_string_lossy().into_owned();
@@ -240,13 +266,22 @@ impl Drop for Containerd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let leftovers = (self.processes(), self.mounts());
-        if leftovers.0.is_empty() && leftovers.1.is_empty() {
+        let leftovers = (self.processes(), self.mounts(), self.cgroups());
+        for dir in self.namespace_cgroups() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        if leftovers.0.is_empty() && leftovers.1.is_empty() && leftovers.2.is_empty() {
             drop(self.dir.take());
         } else if !std::thread::panicking() {
             // Keep the dir for inspection; the test fails.
             let dir = self.dir.take().unwrap().keep();
-            panic!("left behind under {}: processes {:?}, mounts {:?}", dir.display(), leftovers.0, leftovers.1);
+            panic!(
+                "left behind under {}: processes {:?}, mounts {:?}, cgroups {:?}",
+                dir.display(),
+                leftovers.0,
+                leftovers.1,
+                leftovers.2
+            );
         }
     }
 }
