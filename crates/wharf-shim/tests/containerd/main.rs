@@ -64,7 +64,18 @@ fn files_and_sockets_need_a_grant() {
     // A read-only mount is a read-only grant.
     let ro = format!("type=bind,src={},dst=/data,options=rbind:ro", data.display());
     let ran = ctd.run(&["--mount", &ro], &image, "fs-ro", &["/cli_fs.wasm", "write", "/data/ro.txt", "x"]);
-    assert_eq!(ran.code, 1, "{ran:?}");
+    // Refused by Wharf's grant (WASI `not-permitted`), not only by the kernel (`read-only`).
+    assert_eq!((ran.code, ran.stdout.as_str()), (1, "error: Operation not permitted (os error 63)\n"), "{ran:?}");
+    assert!(!data.join("ro.txt").exists());
+    // A policy's read-only grant holds on a read-write mount (refused by Wharf, not the kernel).
+    let policy = "WHARF_POLICY=dirs = [\"/data:ro\"]";
+    let ran = ctd.run(
+        &["--mount", &rw, "--env", policy],
+        &image,
+        "fs-policy-ro",
+        &["/cli_fs.wasm", "write", "/data/ro.txt", "x"],
+    );
+    assert_eq!((ran.code, ran.stdout.as_str()), (1, "error: Operation not permitted (os error 63)\n"), "{ran:?}");
     assert!(!data.join("ro.txt").exists());
     // `..` does not climb out of the grant.
     let ran = ctd.run(&["--mount", &rw], &image, "fs-dotdot", &["/cli_fs.wasm", "read", "/data/../secret.txt"]);
