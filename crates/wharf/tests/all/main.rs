@@ -3,12 +3,14 @@
 mod bad_input;
 mod cache;
 mod config;
+mod credentials;
 mod hostile;
 mod keyvalue;
 mod mcp;
 mod oci;
 mod redis;
 mod registry;
+mod registry_limits;
 mod run;
 mod sandbox;
 mod serve;
