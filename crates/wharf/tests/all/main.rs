@@ -4,6 +4,7 @@ mod bad_input;
 mod cache;
 mod config;
 mod credentials;
+mod exhaustion;
 mod hostile;
 mod keyvalue;
 mod mcp;
