@@ -17,11 +17,14 @@
 //! # Ok(()) }
 //! ```
 mod cache;
+pub mod dns;
 mod engine;
 mod expansion;
 mod guest_log;
+pub mod guest_net;
 mod host;
 mod outbound;
+mod p2_lookup;
 pub mod policy;
 pub mod provides;
 mod sandbox;

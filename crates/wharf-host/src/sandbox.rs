@@ -5,15 +5,17 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
-use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::dns::Dns;
 use crate::engine::WharfEngine;
 use crate::guest_log::LogStream;
+use crate::guest_net::GuestNet;
 use crate::outbound::OutboundHttp;
-use crate::policy::{ConfigSource, DirGrant, KvGrant, NetRule, Policy, SocketGrants};
+use crate::p2_lookup::LookupView;
+use crate::policy::{ConfigSource, DirGrant, KvGrant, NetGrants, Policy};
 
 /// Caps on things a policy does not mention, so that no guest can exhaust the host with
 /// tables, instances or host resources either.
@@ -74,8 +76,8 @@ pub enum Stdio {
 pub struct Sandbox {
     env: Vec<(String, String)>,
     dirs: Vec<DirGrant>,
-    sockets: Arc<SocketGrants>,
-    http_rules: Arc<[NetRule]>,
+    net: Arc<NetGrants>,
+    dns: Dns,
     max_memory: u64,
     timeout: Option<Duration>,
     // WASI cloud interfaces: configuration resolved here, buckets bound by `with_keyvalue`.
@@ -97,8 +99,8 @@ impl Sandbox {
         Ok(Sandbox {
             env: policy.resolved_env(&host_env),
             dirs: policy.dirs.clone(),
-            sockets: Arc::new(SocketGrants::resolve(&policy.allow_net)),
-            http_rules: policy.allow_net.clone().into(),
+            net: Arc::new(NetGrants::new(&policy.allow_net)),
+            dns: Dns::system(),
             max_memory: policy.memory_limit(),
             timeout: policy.timeout,
             config: Arc::new(resolve_config(policy, &host_env)),
@@ -111,6 +113,13 @@ impl Sandbox {
     /// Names the component in logs of its output ([`Stdio::Log`]).
     pub fn with_label(mut self, label: &str) -> Self {
         self.label = label.into();
+        self
+    }
+
+    /// Resolves the names the guest looks up (and outbound HTTP hosts) through `dns` instead of
+    /// the system resolver.
+    pub fn with_dns(mut self, dns: Dns) -> Self {
+        self.dns = dns;
         self
     }
 
@@ -155,21 +164,15 @@ impl Sandbox {
             wasi.preopened_dir(&grant.host, &grant.guest, perms)
                 .map_err(|e| SandboxError::Dir { grant: grant.clone(), reason: format!("{e:#}") })?;
         }
-        let sockets = self.sockets.clone();
-        wasi.allow_ip_name_lookup(sockets.has_names());
-        wasi.allow_tcp(!sockets.is_empty());
-        wasi.allow_udp(!sockets.is_empty());
+        // Lookups go through `net` (see `crate::p2_lookup`); wasmtime-wasi's own resolver,
+        // which answers any name, stays off.
+        let net = Arc::new(GuestNet::new(self.net.clone(), self.dns.clone()));
+        wasi.allow_ip_name_lookup(false);
+        wasi.allow_tcp(self.net.has_sockets());
+        wasi.allow_udp(self.net.has_sockets());
+        let check = net.clone();
         wasi.socket_addr_check(move |addr, use_| {
-            let allowed = match use_ {
-                // Implicit binds (wildcard address, port 0) that precede a granted connect.
-                SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => addr.ip().is_unspecified() && addr.port() == 0,
-                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => sockets.allows(addr),
-                // Inbound connections are never granted.
-                _ => false,
-            };
-            if !allowed {
-                tracing::debug!(%addr, ?use_, "socket address denied by policy");
-            }
+            let allowed = check.allows_socket(addr, use_);
             Box::pin(async move { allowed })
         });
 
@@ -186,7 +189,8 @@ impl Sandbox {
             wasi: wasi.build(),
             table,
             http: WasiHttpCtx::new(),
-            outbound: OutboundHttp::new(self.http_rules.clone()),
+            outbound: OutboundHttp::new(net.clone()),
+            net,
             limits: Limits { inner: limits, memory_denied: false, table_denied: None },
             keyvalue: self.keyvalue.clone(),
             config: self.config.clone(),
@@ -218,6 +222,7 @@ pub struct HostState {
     table: ResourceTable,
     http: WasiHttpCtx,
     outbound: OutboundHttp,
+    net: Arc<GuestNet>,
     limits: Limits,
     // Shared with the sandbox: a request's store must not copy the bucket map.
     keyvalue: Arc<wharf_keyvalue::KeyValueCtx>,
@@ -235,6 +240,11 @@ impl HostState {
     /// The table size (in elements) the guest asked for beyond wharf's cap, if it was refused.
     pub fn table_denied(&self) -> Option<usize> {
         self.limits.table_denied
+    }
+
+    /// The `wasi:sockets/ip-name-lookup` view: lookups through the store's [`GuestNet`].
+    pub(crate) fn lookups(&mut self) -> LookupView<'_> {
+        LookupView { net: &self.net, table: &mut self.table }
     }
 
     /// The `wasi:keyvalue` view: the granted buckets, handles in the resource table.

@@ -16,6 +16,7 @@
 //! ```
 mod cloud;
 pub(crate) mod net;
+mod special;
 mod units;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use cloud::{ConfigGrant, ConfigSource, KvGrant};
-pub use net::{HostPattern, NetRule, SocketGrants};
+pub use net::{HostPattern, NetGrants, NetRule};
 pub use units::{format_size, parse_size};
 
 /// Memory a component may use when no policy says otherwise.

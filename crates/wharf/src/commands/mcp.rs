@@ -163,7 +163,7 @@ impl ComponentLoader {
     async fn load(&self, source: &str, mut policy: Policy) -> anyhow::Result<ToolComponent> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
         let sandbox = Sandbox::new(&policy, |name| std::env::var(name).ok())
-            .and_then(|sandbox| sandbox.with_keyvalue(&self.stores))
+            .and_then(|sandbox| sandbox.with_dns(crate::resolver::dns()).with_keyvalue(&self.stores))
             .with_context(|| format!("component {source}"))?;
         let loaded = self.pull.load(source).await?;
         loaded.check_declared_imports()?;

@@ -75,7 +75,7 @@ impl ServeCommand {
             .iter()
             .map(|c| {
                 Sandbox::new(&c.policy, |name| std::env::var(name).ok())
-                    .and_then(|sandbox| sandbox.with_keyvalue(&stores))
+                    .and_then(|sandbox| sandbox.with_dns(crate::resolver::dns()).with_keyvalue(&stores))
                     .with_context(|| format!("component {}", c.name))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
