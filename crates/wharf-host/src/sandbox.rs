@@ -65,8 +65,8 @@ pub enum Stdio {
     Log,
 }
 
-/// A policy made ready to build stores from: environment resolved,
-/// directories checked. Build one per component and reuse it for every instance.
+/// A policy made ready to build stores from: environment resolved, directories checked. Build
+/// one per component and reuse it for every instance.
 #[derive(Clone, Debug)]
 pub struct Sandbox {
     env: Vec<(String, String)>,
