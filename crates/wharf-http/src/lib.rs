@@ -5,9 +5,11 @@
 //! - [`router`]: Spin-style routes (`/exact`, `/prefix/...`).
 //! - [`server`]: the hyper server, concurrency bound, timeouts and graceful shutdown.
 pub mod manifest;
+mod p3;
 pub mod router;
 pub mod server;
 
-pub use manifest::{AppManifest, ComponentSpec, ManifestError};
+pub use manifest::{AppManifest, ComponentSpec, ManifestError, ReuseSpec};
+pub use p3::Reuse;
 pub use router::{RouteError, Router};
 pub use server::{Server, ServerOptions, Target};

@@ -7,6 +7,7 @@ mod hostile;
 mod keyvalue;
 mod mcp;
 mod oci;
+mod p3;
 mod redis;
 mod registry;
 mod run;
@@ -16,7 +17,9 @@ mod util;
 
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
-use self::{bad_input::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, oci::*, run::*, sandbox::*, serve::*};
+use self::{
+    bad_input::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, oci::*, p3::*, run::*, sandbox::*, serve::*,
+};
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
         #[allow(unused_imports)]
