@@ -113,7 +113,8 @@ impl Host {
     /// A host that links the full WASI 0.2 and 0.3 command worlds (guests built by rustc import
     /// `wasi:cli/*@0.2.x` even for non-command worlds, and 0.3 guests import both) plus
     /// `wasi:http` of both generations (outbound requests are checked against the policy by the
-    /// same hook), `wasi:keyvalue` and `wasi:config`. `cache: None` disables the compile cache.
+    /// same hook), and every registered capability (`wasi:keyvalue`, `wasi:config`, ...).
+    /// `cache: None` disables the compile cache.
     pub fn new(engine: WharfEngine, cache: Option<CompileCache>) -> wasmtime::Result<Self> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -121,9 +122,14 @@ impl Host {
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
         // WASI cloud interfaces; what a component may use is decided by its sandbox.
-        wharf_keyvalue::add_to_linker(&mut linker, HostState::keyvalue)?;
-        wharf_config::add_to_linker(&mut linker, HostState::config)?;
+        crate::capabilities::add_to_linker(&mut linker)?;
         Ok(Host { engine, cache, linker })
+    }
+
+    /// The linker every component is checked and instantiated against.
+    #[cfg(test)]
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
     }
 
     /// The engine components are compiled for.

@@ -7,6 +7,7 @@
 //! environment: the binary hands it loaded components and their sandboxes.
 mod catalog;
 mod docs;
+pub mod gate;
 mod manage;
 #[cfg(test)]
 mod roundtrip_tests;
@@ -17,5 +18,6 @@ pub mod value;
 
 pub use catalog::{Catalog, Function, catalog};
 pub use docs::PackageDocs;
+pub use gate::HttpLimits;
 pub use server::{Loader, MCP_PATH, McpHandler, call_result, serve_http, serve_stdio};
 pub use toolbox::{Failure, Outcome, Session, ToolComponent, Toolbox, Tools};

@@ -3,6 +3,8 @@
 mod bad_input;
 mod cache;
 mod config;
+mod credentials;
+mod exhaustion;
 mod hostile;
 mod keyvalue;
 mod mcp;
@@ -10,6 +12,7 @@ mod oci;
 mod p3;
 mod redis;
 mod registry;
+mod registry_limits;
 mod run;
 mod sandbox;
 mod serve;
