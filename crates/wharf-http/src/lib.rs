@@ -8,10 +8,12 @@
 //!   and idle timeout, accept back-off.
 pub mod listener;
 pub mod manifest;
+mod p3;
 pub mod router;
 pub mod server;
 
 pub use listener::ListenerOptions;
-pub use manifest::{AppManifest, ComponentSpec, ManifestError};
+pub use manifest::{AppManifest, ComponentSpec, ManifestError, ReuseSpec};
+pub use p3::Reuse;
 pub use router::{RouteError, Router};
 pub use server::{Server, ServerOptions, Target};

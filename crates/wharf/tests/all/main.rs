@@ -10,6 +10,7 @@ mod keyvalue;
 mod mcp;
 mod net;
 mod oci;
+mod p3;
 mod redis;
 mod registry;
 mod registry_limits;
@@ -21,7 +22,8 @@ mod util;
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
 use self::{
-    bad_input::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, net::*, oci::*, run::*, sandbox::*, serve::*,
+    bad_input::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, net::*, oci::*, p3::*, run::*, sandbox::*,
+    serve::*,
 };
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
