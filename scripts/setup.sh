@@ -14,18 +14,30 @@ if ! command -v redis-server >/dev/null; then
     apt-get update -qq
     apt-get install -y -qq redis-server
 fi
+# containerd shim (crates/wharf-shim): runwasi's library needs protoc (prost-build compiles
+# containerd's API) and links libseccomp (youki's libcontainer); libdbus is vendored (built
+# from source), so no libdbus-1-dev. Its tests start Debian's containerd 1.6 with runc on a
+# temp root and socket.
+if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v protoc >/dev/null \
+    || [ ! -e /usr/include/seccomp.h ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq containerd runc protobuf-compiler libseccomp-dev
+fi
 # MCP tests: the official Python `mcp` SDK (PyPI) drives `wharf mcp`, in a venv at <repo>/.venv.
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 requirements="$repo/crates/wharf/tests/mcp/requirements.txt"
+# The offline schema check of deploy/*.yaml (kubernetes-validate, schemas bundled).
+deploy_requirements="$repo/deploy/requirements.txt"
 python="$(command -v python3.11 || command -v python3)"
 if [ ! -x "$repo/.venv/bin/python" ]; then
     # Without ensurepip (Debian's python3-venv missing) the venv gets the interpreter's own pip.
     "$python" -m venv "$repo/.venv" 2>/dev/null || { rm -rf "$repo/.venv"; "$python" -m venv --without-pip "$repo/.venv"; }
 fi
 if [ -x "$repo/.venv/bin/pip" ]; then
-    "$repo/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+    "$repo/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" -r "$deploy_requirements"
 else
-    "$python" -m pip --python "$repo/.venv/bin/python" install -q --disable-pip-version-check -r "$requirements"
+    "$python" -m pip --python "$repo/.venv/bin/python" install -q --disable-pip-version-check -r "$requirements" -r "$deploy_requirements"
 fi
 # MCP tests with Node clients: the TypeScript SDK and the official conformance suite, pinned in
 # crates/wharf/tests/mcp-js/package-lock.json, into its node_modules (git-ignored). Both need

@@ -124,11 +124,20 @@ impl LogState {
     }
 
     fn emit(&mut self) {
-        let line = String::from_utf8_lossy(&self.line);
+        let line = escape(&String::from_utf8_lossy(&self.line));
         tracing::info!(target: "wharf::guest", component = %self.label, stream = self.stream, "{line}");
         self.logged += self.line.len() + 1;
         self.line.clear();
     }
+}
+
+/// The line with control characters (carriage returns, terminal escapes) written as `\r`,
+/// `\u{1b}`: a guest cannot erase or restyle the log line it is written in, nor start another.
+fn escape(line: &str) -> String {
+    if !line.chars().any(char::is_control) {
+        return line.to_string();
+    }
+    line.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 impl Drop for LogState {
@@ -178,6 +187,13 @@ impl AsyncWrite for LogStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("plain ünïcode"), "plain ünïcode");
+        assert_eq!(escape("\r\u{1b}[2KINFO x"), "\\r\\u{1b}[2KINFO x");
+        assert_eq!(escape("a\tb\u{7f}"), "a\\tb\\u{7f}");
+    }
 
     #[test]
     fn lines_are_split_and_the_budget_holds() {

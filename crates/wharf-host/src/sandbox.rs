@@ -10,10 +10,11 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::capabilities::{Backends, Bound, States};
 use crate::engine::WharfEngine;
 use crate::guest_log::LogStream;
 use crate::outbound::OutboundHttp;
-use crate::policy::{ConfigSource, DirGrant, KvGrant, NetRule, Policy, SocketGrants};
+use crate::policy::{DirGrant, NetRule, Policy, SocketGrants};
 
 /// Caps on things a policy does not mention, so that no guest can exhaust the host with
 /// tables, instances or host resources either.
@@ -42,16 +43,10 @@ pub enum SandboxError {
         /// Why the directory could not be opened.
         reason: String,
     },
-    /// A `--kv` grant names a store that is not configured.
-    #[error("cannot grant key-value bucket `{bucket}`: no store named `{store}` is configured (known: {known})")]
-    KvStore {
-        /// The bucket granted.
-        bucket: String,
-        /// The store it was mapped to.
-        store: String,
-        /// The configured store names, comma-separated.
-        known: String,
-    },
+    /// A capability cannot honour a grant, e.g. a `--kv` bucket mapped to a store that is not
+    /// configured. The reason names the grant.
+    #[error("{0}")]
+    Grant(String),
 }
 
 /// What a guest's stdio is connected to.
@@ -78,17 +73,20 @@ pub struct Sandbox {
     http_rules: Arc<[NetRule]>,
     max_memory: u64,
     timeout: Option<Duration>,
-    // WASI cloud interfaces: configuration resolved here, buckets bound by `with_keyvalue`.
-    config: Arc<wharf_config::ConfigVars>,
-    kv_grants: Vec<KvGrant>,
-    keyvalue: Arc<wharf_keyvalue::KeyValueCtx>,
+    // Every capability's grants, bound to the process's backends.
+    capabilities: Bound,
     // Names the component in logged guest output.
     label: Arc<str>,
 }
 
 impl Sandbox {
-    /// Prepares `policy`; `host_env` looks up inherited environment variables.
-    pub fn new(policy: &Policy, host_env: impl Fn(&str) -> Option<String>) -> Result<Self, SandboxError> {
+    /// Prepares `policy`, binding its capability grants (key-value buckets, config, ...) to
+    /// `backends`; `host_env` looks up inherited environment variables.
+    pub fn new(
+        policy: &Policy,
+        backends: &Backends,
+        host_env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SandboxError> {
         for grant in &policy.dirs {
             if let Err(e) = std::fs::read_dir(&grant.host) {
                 return Err(SandboxError::Dir { grant: grant.clone(), reason: e.to_string() });
@@ -101,9 +99,7 @@ impl Sandbox {
             http_rules: policy.allow_net.clone().into(),
             max_memory: policy.memory_limit(),
             timeout: policy.timeout,
-            config: Arc::new(resolve_config(policy, &host_env)),
-            kv_grants: policy.keyvalue.clone(),
-            keyvalue: Arc::new(wharf_keyvalue::KeyValueCtx::new()),
+            capabilities: Bound::new(backends, &policy.grants, &host_env).map_err(SandboxError::Grant)?,
             label: "guest".into(),
         })
     }
@@ -112,19 +108,6 @@ impl Sandbox {
     pub fn with_label(mut self, label: &str) -> Self {
         self.label = label.into();
         self
-    }
-
-    /// Binds each granted key-value bucket to its store in `stores`. Until this is called, a
-    /// granted bucket cannot be opened either (`access-denied`).
-    pub fn with_keyvalue(mut self, stores: &wharf_keyvalue::Stores) -> Result<Self, SandboxError> {
-        for grant in &self.kv_grants {
-            let Some(store) = stores.get(&grant.store) else {
-                let known = stores.names().collect::<Vec<_>>().join(", ");
-                return Err(SandboxError::KvStore { bucket: grant.bucket.clone(), store: grant.store.clone(), known });
-            };
-            Arc::make_mut(&mut self.keyvalue).grant(grant.bucket.clone(), store);
-        }
-        Ok(self)
     }
 
     /// The wall-clock budget of one instance's work, if any.
@@ -191,8 +174,7 @@ impl Sandbox {
             http: WasiHttpCtx::new(),
             outbound: OutboundHttp::new(self.http_rules.clone()),
             limits: Limits { inner: limits, memory_denied: false, table_denied: None },
-            keyvalue: self.keyvalue.clone(),
-            config: self.config.clone(),
+            capabilities: self.capabilities.states(),
             deadline: None,
             stderr,
             extension: None,
@@ -224,9 +206,8 @@ pub struct HostState {
     http: WasiHttpCtx,
     outbound: OutboundHttp,
     limits: Limits,
-    // Shared with the sandbox: a request's store must not copy the bucket map.
-    keyvalue: Arc<wharf_keyvalue::KeyValueCtx>,
-    config: Arc<wharf_config::ConfigVars>,
+    // Every capability's per-store state (see `crate::capabilities`).
+    capabilities: States,
     // When the running call is interrupted; `None` runs unbounded.
     deadline: Option<Instant>,
     // The guest's stderr when it is logged ([`Stdio::Log`]): its last lines explain a trap.
@@ -264,31 +245,10 @@ impl HostState {
         self.limits.table_denied
     }
 
-    /// The `wasi:keyvalue` view: the granted buckets, handles in the resource table.
-    pub(crate) fn keyvalue(&mut self) -> wharf_keyvalue::KeyValue<'_> {
-        wharf_keyvalue::KeyValue::new(&self.keyvalue, &mut self.table)
+    /// The capabilities' states beside the resource table they share with WASI.
+    pub(crate) fn capabilities(&mut self) -> (&mut States, &mut ResourceTable) {
+        (&mut self.capabilities, &mut self.table)
     }
-
-    /// The `wasi:config` view: the granted configuration.
-    pub(crate) fn config(&mut self) -> wharf_config::Config<'_> {
-        wharf_config::Config::new(&self.config)
-    }
-}
-
-/// The configuration a policy grants, with `--config-env` names looked up through `host_env`
-/// (left out when the host does not have them).
-fn resolve_config(policy: &Policy, host_env: impl Fn(&str) -> Option<String>) -> wharf_config::ConfigVars {
-    let mut vars = wharf_config::ConfigVars::new();
-    for grant in &policy.config {
-        let value = match &grant.source {
-            ConfigSource::Value(value) => Some(value.clone()),
-            ConfigSource::Env(name) => host_env(name),
-        };
-        if let Some(value) = value {
-            vars.insert(grant.key.clone(), value);
-        }
-    }
-    vars
 }
 
 impl WasiView for HostState {

@@ -1,6 +1,5 @@
 //! The HTTP server: hyper HTTP/1.1 with keep-alive, a fresh store and instance per request
 //! (pooling allocator, copy-on-write memory), bounded concurrency, graceful shutdown.
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,10 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::WasiHttpView;
@@ -41,6 +37,8 @@ pub struct ServerOptions {
     pub max_concurrency: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Connection cap and header/idle timeout.
+    pub listener: crate::listener::ListenerOptions,
 }
 
 /// A running app: targets, routes and the request bound.
@@ -71,39 +69,12 @@ impl Server {
     }
 
     /// Accepts connections on `listener` until `shutdown` resolves, then stops accepting and
-    /// waits (up to the shutdown timeout) for in-flight requests to finish.
+    /// waits (up to the shutdown timeout) for in-flight requests to finish. Connections are
+    /// bounded by [`ServerOptions::listener`] (see [`crate::listener`]).
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let graceful = GracefulShutdown::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let stream = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Typically EMFILE: back off instead of spinning.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            // Small response chunks must not wait for Nagle's algorithm.
-            let _ = stream.set_nodelay(true);
-            let server = self.clone();
-            let service = hyper::service::service_fn(move |request| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(server.handle(request).await) }
-            });
-            let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!("connection closed with an error: {e}");
-                }
-            });
-        }
-        drop(listener);
+        let server = self.clone();
+        let service = move |request| server.clone().handle(request);
+        let graceful = crate::listener::serve(listener, self.options.listener, service, shutdown).await;
         tracing::info!("shutting down: no new connections; waiting for in-flight requests");
         match tokio::time::timeout(self.options.shutdown_timeout, graceful.shutdown()).await {
             Ok(()) => tracing::info!("all requests finished"),
@@ -177,8 +148,7 @@ impl Server {
     ) -> Result<tokio::task::JoinHandle<Result<(), Failure>>, Failure> {
         let internal = |e: String| Failure { status: StatusCode::INTERNAL_SERVER_ERROR, message: e };
         let args = [target.name.clone()];
-        let mut store =
-            target.sandbox.store(&self.engine, &args, Stdio::InheritOutput).map_err(|e| internal(e.to_string()))?;
+        let mut store = target.sandbox.store(&self.engine, &args, Stdio::Log).map_err(|e| internal(e.to_string()))?;
         let incoming = store
             .data_mut()
             .http()

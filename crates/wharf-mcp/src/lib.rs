@@ -7,6 +7,7 @@
 //! environment: the binary hands it loaded components and their sandboxes.
 mod catalog;
 mod docs;
+pub mod gate;
 mod jsonrpc;
 mod manage;
 #[cfg(test)]
@@ -19,5 +20,6 @@ pub mod value;
 
 pub use catalog::{Catalog, Function, ToolNames, catalog};
 pub use docs::PackageDocs;
+pub use gate::HttpLimits;
 pub use server::{Loader, MCP_PATH, McpHandler, call_result, serve_http, serve_stdio};
 pub use toolbox::{Caller, Failure, Outcome, Session, ToolComponent, Toolbox, Tools};

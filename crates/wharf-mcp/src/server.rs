@@ -5,11 +5,11 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
     ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
@@ -21,6 +21,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
+use crate::gate::{self, HttpLimits, Sessions};
 use crate::talk::{LogFilter, Talk};
 use crate::toolbox::{Caller, Outcome, Session, ToolComponent, Toolbox};
 use crate::{jsonrpc, manage};
@@ -268,78 +269,108 @@ async fn serve_lines(
 
 /// Serves streamable HTTP at [`MCP_PATH`] on `listener` until `shutdown` resolves. Requests
 /// whose `Host` is not a loopback name or the listening address, or that carry a foreign
-/// `Origin`, are refused (DNS rebinding).
+/// `Origin`, are refused (DNS rebinding); connections, sessions and (optionally) a bearer
+/// token are checked per [`HttpLimits`] before rmcp sees a request.
 pub async fn serve_http(
     toolbox: Arc<Toolbox>,
     loader: Option<Arc<dyn Loader>>,
     listener: TcpListener,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let config = http_config(address);
     let cancel = config.cancellation_token.clone();
     let first = McpHandler::new(toolbox, loader);
-    let service = StreamableHttpService::new(
-        move || Ok(first.for_new_session()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Small JSON-RPC replies must leave at once: with Nagle's algorithm on, each waits for
-        // the client's delayed ACK (40 ms per call).
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
-        }
-        let service = service.clone();
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = Some(limits.session_idle_timeout);
+    let manager = Arc::new(manager);
+    let sessions = Sessions::new(manager.clone(), limits.clone());
+    let service = StreamableHttpService::new(move || Ok(first.for_new_session()), manager, config);
+    let reaper = {
+        let sessions = sessions.clone();
         tokio::spawn(async move {
-            let handler = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                let service = service.clone();
-                async move { Ok::<_, Infallible>(route(&service, request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, "connection ended: {e}");
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                sessions.expire().await;
             }
-        });
-    }
+        })
+    };
+    let gate = Arc::new(Gate { service, sessions, token: limits.bearer_token.clone() });
+    let handler = move |request| {
+        let gate = gate.clone();
+        async move { gate.route(request).await }
+    };
+    let graceful = wharf_http::listener::serve(listener, limits.listener, handler, shutdown).await;
+    reaper.abort();
     cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
     Ok(())
 }
 
-async fn route(
-    service: &StreamableHttpService<McpHandler, LocalSessionManager>,
-    request: Request<hyper::body::Incoming>,
-) -> Response<BoxBody<Bytes, Infallible>> {
-    if request.uri().path() != MCP_PATH {
-        let body = Full::new(Bytes::from(format!("not found: MCP is served at {MCP_PATH}\n"))).boxed();
-        let mut response = Response::new(body);
-        *response.status_mut() = StatusCode::NOT_FOUND;
-        return response;
-    }
-    let is_delete = request.method() == hyper::Method::DELETE;
-    let mut response = if request.method() == hyper::Method::POST && is_json(&request) {
-        match jsonrpc::check_post(request).await {
-            Ok(request) => service.handle(request).await,
-            Err(response) => return response,
+/// The checks in front of rmcp's service.
+struct Gate {
+    service: StreamableHttpService<McpHandler, LocalSessionManager>,
+    sessions: Arc<Sessions>,
+    token: Option<String>,
+}
+
+impl Gate {
+    async fn route(&self, request: Request<hyper::body::Incoming>) -> Response<BoxBody<Bytes, Infallible>> {
+        if request.uri().path() != MCP_PATH {
+            return plain(StatusCode::NOT_FOUND, format!("not found: MCP is served at {MCP_PATH}\n"));
         }
-    } else {
-        service.handle(request).await
-    };
-    // rmcp accepts a session DELETE with 202; clients (the Python SDK) expect 200 or 204.
-    if is_delete && response.status() == StatusCode::ACCEPTED {
-        *response.status_mut() = StatusCode::NO_CONTENT;
+        if let Some(token) = &self.token {
+            let given = request.headers().get(hyper::header::AUTHORIZATION).map(|v| v.as_bytes());
+            if !gate::bearer_matches(token, given) {
+                let mut response = plain(StatusCode::UNAUTHORIZED, "a valid bearer token is required\n".into());
+                response
+                    .headers_mut()
+                    .insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer"));
+                return response;
+            }
+        }
+        // A body that is not a JSON-RPC message gets 400 and a JSON-RPC error (rmcp: 415, plain
+        // text), before it can cost a session.
+        let request = if request.method() == hyper::Method::POST && is_json(&request) {
+            match jsonrpc::check_post(request).await {
+                Ok(request) => request.map(|body| body.map_err(|never| match never {}).boxed()),
+                Err(response) => return response,
+            }
+        } else {
+            request.map(|body| body.boxed())
+        };
+        let session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        match &session {
+            Some(id) => self.sessions.touch(id),
+            // A POST without a session is an `initialize`: a new session, if there is room.
+            None if request.method() == hyper::Method::POST && !self.sessions.admit().await => {
+                let busy = "too many MCP sessions in use; try again later\n";
+                return plain(StatusCode::SERVICE_UNAVAILABLE, busy.into());
+            }
+            None => {}
+        }
+        let is_delete = request.method() == hyper::Method::DELETE;
+        let mut response = self.service.handle(request).await;
+        if session.is_none()
+            && let Some(id) = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())
+        {
+            self.sessions.created(id);
+        }
+        if is_delete && let Some(id) = &session {
+            self.sessions.deleted(id);
+        }
+        // rmcp accepts a session DELETE with 202; clients (the Python SDK) expect 200 or 204.
+        if is_delete && response.status() == StatusCode::ACCEPTED {
+            *response.status_mut() = StatusCode::NO_CONTENT;
+        }
+        response
     }
+}
+
+fn plain(status: StatusCode, text: String) -> Response<BoxBody<Bytes, Infallible>> {
+    let mut response = Response::new(Full::new(Bytes::from(text)).boxed());
+    *response.status_mut() = status;
     response
 }
 
@@ -352,7 +383,6 @@ fn is_json<B>(request: &Request<B>) -> bool {
         .and_then(|value| value.split(';').next())
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
-
 fn http_config(address: SocketAddr) -> StreamableHttpServerConfig {
     let ip = address.ip().to_string();
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into(), "[::1]".into()];

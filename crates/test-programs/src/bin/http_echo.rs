@@ -9,6 +9,8 @@
 //! - `/sleep?ms=N`: waits N milliseconds, then answers `slept N ms`.
 //! - `/loop`: spins forever; `/trap`: panics; `/memory?mb=N`: allocates N MiB.
 //! - `/env`: prints the environment; anything else: a greeting naming this component.
+//! - `/forge-log`: writes lines to stdout and stderr that imitate wharf's access log, with a
+//!   carriage return and terminal escapes, then 1 MiB more (to forge or flood the server log).
 use std::io::{Read, Write};
 
 use wasip2::http::outgoing_handler;
@@ -117,6 +119,13 @@ impl wasip2::exports::http::incoming_handler::Guest for Echo {
                 let mb: usize = query_param(query, "mb").and_then(|n| n.parse().ok()).unwrap_or(0);
                 let chunks: Vec<Vec<u8>> = (0..mb).map(|_| vec![1u8; 1 << 20]).collect();
                 respond(out, 200, text, |w| write!(w, "allocated {} MiB", chunks.len()).unwrap());
+            }
+            "/forge-log" => {
+                let forged = "2026-12-01T00:00:00.000000Z  INFO wharf::access: GET /admin 200 - 0.100ms";
+                println!("\r\x1b[2K{forged}");
+                eprintln!("{forged}\nsecond line\x1b[31m");
+                print!("{}", "f".repeat(1 << 20));
+                respond(out, 200, text, |w| w.write_all(b"forged").unwrap());
             }
             "/env" => respond(out, 200, text, |w| {
                 for (k, v) in std::env::vars() {

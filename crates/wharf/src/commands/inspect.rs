@@ -32,7 +32,7 @@ impl InspectCommand {
         let pulled = match super::oci::parse_source(&self.source)? {
             Source::Registry(reference) => {
                 let credential = super::oci::credential(&reference)?;
-                self.registry.registry(&self.source).fetch(&reference, &credential).await?
+                self.registry.registry(&self.source)?.fetch(&reference, &credential).await?
             }
             Source::Layout { dir, name } => Pulled::from_layout(&Layout::open(&dir)?, name.as_deref())?,
             Source::File(path) => {

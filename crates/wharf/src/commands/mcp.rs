@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use serde_json::{Map, Value};
-use wharf_host::{EngineOptions, Host, Policy, Sandbox};
+use wharf_host::{Backends, EngineOptions, Host, Policy, Sandbox};
 use wharf_mcp::{Loader, Outcome, ToolComponent, ToolNames, Toolbox};
 
 use super::oci::{Source, parse_source};
@@ -46,6 +46,9 @@ pub struct McpCommand {
     #[command(flatten)]
     pull: SourceArgs,
 
+    #[command(flatten)]
+    http_limits: McpHttpArgs,
+
     /// Components (`.wasm` file, `oci:DIR[:NAME]` or registry reference), each optionally
     /// followed by `::POLICY.toml`, a policy file for that component alone (merged over the
     /// flags), and preceded by `NAME=` to name its tools `NAME.*` (`=` alone: no prefix).
@@ -60,10 +63,68 @@ enum ToolNamesArg {
     Underscore,
 }
 
+/// Limits and access control of `--http`.
+#[derive(Args, Debug)]
+struct McpHttpArgs {
+    #[command(flatten)]
+    connections: super::serve::ListenArgs,
+
+    /// Live MCP sessions at most; at the cap a new session closes the oldest unused one, or
+    /// gets 503 when all are in use.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_sessions: u32,
+
+    /// How long a session that has not made a request since `initialize` lives.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    unused_session_timeout: Duration,
+
+    /// How long any session lives without a request.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    session_idle_timeout: Duration,
+
+    /// Require `Authorization: Bearer TOKEN` on every request, TOKEN being the value of the
+    /// environment variable NAME (read once at startup; it must be set and non-empty).
+    #[arg(long, value_name = "NAME")]
+    auth_token_env: Option<String>,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    wharf_host::policy::parse_duration(text).map_err(|e| e.to_string())
+}
+
+impl McpHttpArgs {
+    fn limits(&self) -> anyhow::Result<wharf_mcp::HttpLimits> {
+        let bearer_token = match &self.auth_token_env {
+            None => None,
+            Some(name) => match std::env::var(name) {
+                Ok(token) if !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()) => Some(token),
+                Ok(_) => {
+                    return Err(BadInput(format!(
+                        "--auth-token-env {name}: the token must be non-empty printable ASCII without spaces"
+                    ))
+                    .into());
+                }
+                Err(_) => return Err(BadInput(format!("--auth-token-env {name}: {name} is not set")).into()),
+            },
+        };
+        Ok(wharf_mcp::HttpLimits {
+            listener: self.connections.options(),
+            max_sessions: self.max_sessions as usize,
+            unused_session_timeout: self.unused_session_timeout,
+            session_idle_timeout: self.session_idle_timeout,
+            bearer_token,
+        })
+    }
+}
+
 impl McpCommand {
     /// Loads, links and catalogs every component, then serves until stdin closes (stdio) or
     /// SIGINT/SIGTERM (HTTP).
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        let limits = self.http_limits.limits()?;
+        if self.http.is_none() && self.http_limits.auth_token_env.is_some() {
+            return Err(BadInput("--auth-token-env applies to --http only".into()).into());
+        }
         let loader = Arc::new(ComponentLoader::new(&self.policy, self.pull.clone())?);
         let names = match self.tool_names {
             ToolNamesArg::Dotted => ToolNames::Dotted,
@@ -83,7 +144,7 @@ impl McpCommand {
                     .with_context(|| format!("cannot listen on {address}"))?;
                 let address = listener.local_addr()?;
                 eprintln!("Serving {count} MCP tools on http://{address}{}", wharf_mcp::MCP_PATH);
-                wharf_mcp::serve_http(toolbox, loader, listener, super::serve::shutdown_signal()).await?;
+                wharf_mcp::serve_http(toolbox, loader, listener, limits, super::serve::shutdown_signal()).await?;
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -155,7 +216,7 @@ impl CallCommand {
 struct ComponentLoader {
     host: Host,
     base: Policy,
-    stores: wharf_keyvalue::Stores,
+    backends: Backends,
     pull: SourceArgs,
 }
 
@@ -164,7 +225,7 @@ impl ComponentLoader {
         let mut host = super::new_host(&EngineOptions::default())?;
         // Tools may talk back to the client (progress, logs, content, sampling, elicitation).
         wharf_mcp::talk::add_to_linker(host.linker_mut())?;
-        Ok(ComponentLoader { host, base: flags.to_policy()?, stores: flags.stores()?, pull })
+        Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, pull })
     }
 
     /// Loads every `[NAME=]COMPONENT[::POLICY]`; a bad input fails here, before anything is
@@ -190,8 +251,7 @@ impl ComponentLoader {
     /// file or repository name.
     async fn load_named(&self, source: &str, name: Option<&str>, mut policy: Policy) -> anyhow::Result<ToolComponent> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
-        let sandbox = Sandbox::new(&policy, |name| std::env::var(name).ok())
-            .and_then(|sandbox| sandbox.with_keyvalue(&self.stores))
+        let sandbox = Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
             .with_context(|| format!("component {source}"))?;
         let loaded = self.pull.load(source).await?;
         loaded.check_declared_imports()?;

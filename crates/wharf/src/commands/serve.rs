@@ -33,6 +33,9 @@ pub struct ServeCommand {
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     shutdown_timeout: String,
 
+    #[command(flatten)]
+    connections: ListenArgs,
+
     /// Grants for a single component (`--timeout` is per request, default 30s). With a
     /// manifest, grants live in each `[component.NAME]` table instead.
     #[command(flatten)]
@@ -45,6 +48,34 @@ pub struct ServeCommand {
     /// (`.toml`, whose `source` keys take the same forms).
     #[arg(value_name = "COMPONENT|REF|MANIFEST")]
     source: String,
+}
+
+/// Connection limits of an HTTP listener (`serve`, `mcp --http`).
+#[derive(Args, Debug, Clone)]
+pub struct ListenArgs {
+    /// Open connections at most; at the cap the least recently active idle connection is
+    /// closed to make room (keep the file descriptor limit, `ulimit -n`, above it).
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+
+    /// Time a client has to send a request's headers, counted from connecting or from the end
+    /// of its previous response (so also how long an idle keep-alive connection stays open).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    header_timeout: Duration,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+impl ListenArgs {
+    /// The listener options these flags give.
+    pub fn options(&self) -> wharf_http::ListenerOptions {
+        wharf_http::ListenerOptions {
+            max_connections: self.max_connections as usize,
+            header_timeout: self.header_timeout,
+        }
+    }
 }
 
 impl ServeCommand {
@@ -69,13 +100,13 @@ impl ServeCommand {
         for component in &mut app.components {
             component.policy.timeout.get_or_insert(DEFAULT_REQUEST_TIMEOUT);
         }
-        let stores = self.policy.stores()?;
+        let backends = self.policy.backends()?;
         let sandboxes = app
             .components
             .iter()
             .map(|c| {
-                Sandbox::new(&c.policy, |name| std::env::var(name).ok())
-                    .and_then(|sandbox| sandbox.with_keyvalue(&stores))
+                Sandbox::new(&c.policy, &backends, |name| std::env::var(name).ok())
+                    .map(|sandbox| sandbox.with_label(&c.name))
                     .with_context(|| format!("component {}", c.name))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -103,7 +134,11 @@ impl ServeCommand {
             .with_context(|| format!("cannot listen on {}", self.listen))?;
         let address = listener.local_addr()?;
         eprintln!("Serving HTTP on http://{address}/");
-        let options = ServerOptions { max_concurrency: self.max_concurrency as usize, shutdown_timeout };
+        let options = ServerOptions {
+            max_concurrency: self.max_concurrency as usize,
+            shutdown_timeout,
+            listener: self.connections.options(),
+        };
         let server = Server::new(engine, targets, app.router, options);
         server.serve(listener, shutdown_signal()).await;
         Ok(ExitCode::SUCCESS)

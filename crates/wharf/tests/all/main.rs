@@ -3,12 +3,15 @@
 mod bad_input;
 mod cache;
 mod config;
+mod credentials;
+mod exhaustion;
 mod hostile;
 mod keyvalue;
 mod mcp;
 mod oci;
 mod redis;
 mod registry;
+mod registry_limits;
 mod run;
 mod sandbox;
 mod serve;

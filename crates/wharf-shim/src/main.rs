@@ -1,0 +1,140 @@
+//! `containerd-shim-wharf-v1`: a containerd shim (runtime type `io.containerd.wharf.v1`) that
+//! runs WebAssembly components with Wharf's host, on runwasi's `containerd-shim-wasm`.
+//!
+//! containerd starts this binary per container (per pod under Kubernetes). runwasi's library
+//! speaks the shim protocol, reads the image's Wasm layers from containerd's content store,
+//! and creates the container with youki's libcontainer (namespaces, cgroup, mounts); inside
+//! it, [`run::run`] runs the component as `wharf run` or `wharf serve` would. See
+//! docs/kubernetes.md.
+//!
+//! Settings of the shim process itself (containerd's environment, not the container's):
+//! `WHARF_CACHE_DIR` is Wharf's compile cache on the node (default `/var/cache/wharf`).
+mod policy;
+mod precompiled;
+mod run;
+
+use std::hash::Hash;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use containerd_shim_wasm::sandbox::Sandbox;
+use containerd_shim_wasm::sandbox::context::{RuntimeContext, WasmLayer};
+use containerd_shim_wasm::shim::{Cli, Compiler, Shim, Version};
+use wharf_host::{CompileCache, EngineOptions, Host, WharfEngine};
+
+/// The shim: names the runtime and supplies the precompiler.
+struct WharfShim;
+
+impl Shim for WharfShim {
+    type Sandbox = WharfSandbox;
+
+    fn name() -> &'static str {
+        "wharf"
+    }
+
+    fn version() -> Version {
+        containerd_shim_wasm::shim::version!()
+    }
+
+    async fn compiler() -> Option<impl Compiler> {
+        match Precompiler::get() {
+            Ok(compiler) => Some(compiler),
+            Err(e) => {
+                log::warn!("precompilation disabled: {e:#}");
+                None
+            }
+        }
+    }
+
+    fn supported_layers_types() -> &'static [&'static str] {
+        &[
+            // The CNCF Wasm Working Group's layer (what `wharf push` writes).
+            "application/wasm",
+            // The Bytecode Alliance's older component layer, as runwasi accepts it.
+            "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
+            policy::POLICY_MEDIA_TYPE,
+        ]
+    }
+}
+
+/// Runs one container's component (inside the container).
+#[derive(Default)]
+struct WharfSandbox;
+
+impl Sandbox for WharfSandbox {
+    async fn run_wasi(&self, ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
+        Ok(run::run(ctx).await)
+    }
+
+    /// Takes every container that is not a native executable (runwasi runs those, e.g. a pod's
+    /// pause container, as runc would): a missing or malformed component is reported by
+    /// `run_wasi` on the container's stderr with an exit code, where users see it, instead of
+    /// a start failure whose reason only reaches the shim's log.
+    async fn can_handle(&self, _ctx: &impl RuntimeContext) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Compiles an image's component once, in the shim process: into Wharf's compile cache on the
+/// node, and back to runwasi, which stores the compiled form in containerd's content store
+/// (labelled with [`Compiler::cache_key`]) and hands it to later containers of the image.
+#[derive(Clone)]
+struct Precompiler {
+    host: &'static Host,
+}
+
+impl Precompiler {
+    fn get() -> anyhow::Result<Self> {
+        static HOST: OnceLock<Host> = OnceLock::new();
+        if let Some(host) = HOST.get() {
+            return Ok(Precompiler { host });
+        }
+        let cache_dir = std::env::var_os("WHARF_CACHE_DIR")
+            .filter(|d| !d.is_empty())
+            .map_or_else(|| PathBuf::from("/var/cache/wharf"), PathBuf::from);
+        // The same options as the engine inside the container, so the compiled form loads there.
+        let engine = WharfEngine::new(&EngineOptions::default())
+            .map_err(|e| anyhow::Error::from(e).context("cannot start the engine"))?;
+        let host = Host::new(engine, Some(CompileCache::new(cache_dir)))
+            .map_err(|e| anyhow::Error::from(e).context("cannot link WASI"))?;
+        Ok(Precompiler { host: HOST.get_or_init(|| host) })
+    }
+}
+
+impl Compiler for Precompiler {
+    fn cache_key(&self) -> impl Hash {
+        (env!("CARGO_PKG_VERSION"), self.host.engine().fingerprint())
+    }
+
+    async fn compile(&self, layers: &[WasmLayer]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+        let mut compiled = Vec::with_capacity(layers.len());
+        for layer in layers {
+            if layer.config.media_type().to_string() == policy::POLICY_MEDIA_TYPE {
+                // runwasi recompiles the whole image on every start while any layer lacks a
+                // compiled form, so the policy gets one: its own text plus a TOML comment
+                // (distinct content, same meaning).
+                let mut text = layer.layer.clone();
+                text.extend_from_slice(b"\n# kept by containerd-shim-wharf-v1\n");
+                compiled.push(Some(text));
+                continue;
+            }
+            let name = layer.config.digest().to_string();
+            // A bad component is not compiled here; the container reports it on its stderr.
+            match self.host.load(&name, &layer.layer) {
+                Ok((component, status)) => {
+                    log::info!("precompiled {name} ({status:?})");
+                    compiled.push(Some(precompiled::seal(&name, &component.serialize()?)));
+                }
+                Err(e) => {
+                    log::warn!("not precompiling {name}: {e}");
+                    compiled.push(None);
+                }
+            }
+        }
+        Ok(compiled)
+    }
+}
+
+fn main() {
+    WharfShim::run(None);
+}
