@@ -139,6 +139,12 @@ impl Host {
         &self.engine
     }
 
+    /// The linker, for an embedder that provides host interfaces of its own (`wharf mcp` adds
+    /// `wharf:mcp/context`); their per-store data lives in [`HostState::extension`].
+    pub fn linker_mut(&mut self) -> &mut Linker<HostState> {
+        &mut self.linker
+    }
+
     /// Reads and compiles the component at `path`.
     pub fn load_file(&self, path: &Path) -> Result<(Component, CacheStatus), LoadError> {
         let name = path.display().to_string();
@@ -254,7 +260,11 @@ pub fn guest_failure(error: &wasmtime::Error, store: &HostState, sandbox: &Sandb
             Some(RunError::Limit(format!("{MAX_TABLE_ELEMENTS} table elements (it asked for {desired})")))
         }
         _ if let Some(what) = limit_hit(error) => Some(RunError::Limit(what)),
-        (Some(trap), _) => Some(RunError::Trap(trap.to_string())),
+        (Some(trap), _) => Some(RunError::Trap(match store.stderr_tail() {
+            // What the guest said last (a panic message) is the useful part of a trap.
+            Some(said) => format!("{trap} (guest stderr: {said})"),
+            None => trap.to_string(),
+        })),
         (None, _) => None,
     }
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::{Map, Value};
 use wharf_host::{Backends, EngineOptions, Host, Policy, Sandbox};
-use wharf_mcp::{Loader, Outcome, ToolComponent, Toolbox};
+use wharf_mcp::{Loader, Outcome, ToolComponent, ToolNames, Toolbox};
 
 use super::oci::{Source, parse_source};
 use super::source::SourceArgs;
@@ -33,6 +33,12 @@ pub struct McpCommand {
     #[arg(long)]
     allow_load: bool,
 
+    /// How tool names are spelled: `dotted` (`types.types.echo`) or `underscore`
+    /// (`types_types_echo`, at most 64 characters, for APIs that accept only
+    /// `[a-zA-Z0-9_-]{1,64}`).
+    #[arg(long, value_name = "STYLE", default_value = "dotted")]
+    tool_names: ToolNamesArg,
+
     /// Grants for every component (`--timeout` is per call, default 30s).
     #[command(flatten)]
     policy: PolicyArgs,
@@ -45,9 +51,16 @@ pub struct McpCommand {
 
     /// Components (`.wasm` file, `oci:DIR[:NAME]` or registry reference), each optionally
     /// followed by `::POLICY.toml`, a policy file for that component alone (merged over the
-    /// flags).
-    #[arg(value_name = "COMPONENT[::POLICY]", required = true)]
+    /// flags), and preceded by `NAME=` to name its tools `NAME.*` (`=` alone: no prefix).
+    #[arg(value_name = "[NAME=]COMPONENT[::POLICY]", required = true)]
     components: Vec<String>,
+}
+
+/// `--tool-names`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ToolNamesArg {
+    Dotted,
+    Underscore,
 }
 
 /// Limits and access control of `--http`.
@@ -113,7 +126,11 @@ impl McpCommand {
             return Err(BadInput("--auth-token-env applies to --http only".into()).into());
         }
         let loader = Arc::new(ComponentLoader::new(&self.policy, self.pull.clone())?);
-        let toolbox = loader.toolbox(&self.components).await?;
+        let names = match self.tool_names {
+            ToolNamesArg::Dotted => ToolNames::Dotted,
+            ToolNamesArg::Underscore => ToolNames::Underscore,
+        };
+        let toolbox = loader.toolbox(&self.components, names).await?;
         let count = toolbox.snapshot().functions().count();
         let loader = self.allow_load.then_some(loader as Arc<dyn Loader>);
         match self.http {
@@ -166,17 +183,18 @@ impl CallCommand {
             Err(e) => return Err(BadInput(format!("--args is not valid JSON: {e}")).into()),
         };
         let loader = ComponentLoader::new(&self.policy, self.pull.clone())?;
-        let toolbox = loader.toolbox(std::slice::from_ref(&self.component)).await?;
+        let toolbox = loader.toolbox(std::slice::from_ref(&self.component), ToolNames::Dotted).await?;
         let snapshot = toolbox.snapshot();
         let prefix = &snapshot.components().next().expect("one component").name;
-        let full = if self.tool.starts_with(&format!("{prefix}.")) {
+        let full = if prefix.is_empty() || self.tool.starts_with(&format!("{prefix}.")) {
             self.tool.clone()
         } else {
             format!("{prefix}.{}", self.tool)
         };
         let session = toolbox.session();
         let Some(outcome) = session.call(&full, &args).await else {
-            let known = snapshot.functions().map(|f| &f.name[prefix.len() + 1..]).collect::<Vec<_>>().join(", ");
+            let short = |name: &'_ str| name.strip_prefix(&format!("{prefix}.")).unwrap_or(name).to_string();
+            let known = snapshot.functions().map(|f| short(&f.name)).collect::<Vec<_>>().join(", ");
             return Err(BadInput(format!("{} has no tool `{}` (tools: {known})", self.component, self.tool)).into());
         };
         match outcome {
@@ -204,24 +222,34 @@ struct ComponentLoader {
 
 impl ComponentLoader {
     fn new(flags: &PolicyArgs, pull: SourceArgs) -> anyhow::Result<Self> {
-        let host = super::new_host(&EngineOptions::default())?;
+        let mut host = super::new_host(&EngineOptions::default())?;
+        // Tools may talk back to the client (progress, logs, content, sampling, elicitation).
+        wharf_mcp::talk::add_to_linker(host.linker_mut())?;
         Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, pull })
     }
 
-    /// Loads every `COMPONENT[::POLICY]`; a bad input fails here, before anything is served.
-    async fn toolbox(&self, inputs: &[String]) -> anyhow::Result<Arc<Toolbox>> {
+    /// Loads every `[NAME=]COMPONENT[::POLICY]`; a bad input fails here, before anything is
+    /// served.
+    async fn toolbox(&self, inputs: &[String], names: ToolNames) -> anyhow::Result<Arc<Toolbox>> {
         let mut components = Vec::new();
         for input in inputs {
+            let (name, input) = split_name(input);
             let (source, policy) = match input.split_once("::") {
                 Some((source, file)) => (source, self.base.clone().merge(read_policy_file(Path::new(file))?)),
-                None => (input.as_str(), self.base.clone()),
+                None => (input, self.base.clone()),
             };
-            components.push(self.load(source, policy).await?);
+            components.push(self.load_named(source, name, policy).await?);
         }
-        Ok(Arc::new(Toolbox::new(self.host.engine().clone(), components)))
+        Ok(Arc::new(Toolbox::with_names(self.host.engine().clone(), names, components)))
     }
 
-    async fn load(&self, source: &str, mut policy: Policy) -> anyhow::Result<ToolComponent> {
+    async fn load(&self, source: &str, policy: Policy) -> anyhow::Result<ToolComponent> {
+        self.load_named(source, None, policy).await
+    }
+
+    /// Loads `source` with tools named `name.*` (`Some("")`: no prefix), by default after its
+    /// file or repository name.
+    async fn load_named(&self, source: &str, name: Option<&str>, mut policy: Policy) -> anyhow::Result<ToolComponent> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
         let sandbox = Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
             .map(|sandbox| sandbox.with_dns(crate::resolver::dns()))
@@ -230,7 +258,10 @@ impl ComponentLoader {
         loaded.check_declared_imports()?;
         let (component, _) = self.host.load(&loaded.name, &loaded.bytes)?;
         let pre = self.host.prepare(source, &component)?;
-        let name = component_name(source)?;
+        let name = match name {
+            Some(name) => name.to_string(),
+            None => component_name(source)?,
+        };
         Ok(ToolComponent::new(self.host.engine(), &name, &component, &loaded.bytes, pre, sandbox))
     }
 }
@@ -244,6 +275,19 @@ impl Loader for ComponentLoader {
 
 /// The prefix of a component's tool names: the file stem, the image name in a layout, or the
 /// last path segment of a registry repository.
+/// `NAME=REST` -> (`Some(NAME)`, `REST`) when NAME is empty or a plain name
+/// (`[A-Za-z0-9_-]`), so a path such as `./a=b.wasm` is never split.
+fn split_name(input: &str) -> (Option<&str>, &str) {
+    match input.split_once('=') {
+        Some((name, rest))
+            if !rest.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) =>
+        {
+            (Some(name), rest)
+        }
+        _ => (None, input),
+    }
+}
+
 fn component_name(source: &str) -> anyhow::Result<String> {
     let name = match parse_source(source)? {
         Source::File(path) => path.file_stem().map(|s| s.to_string_lossy().into_owned()),
