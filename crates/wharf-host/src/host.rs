@@ -117,6 +117,8 @@ impl Host {
     pub fn new(engine: WharfEngine, cache: Option<CompileCache>) -> wasmtime::Result<Self> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Name lookups only for granted names, on wharf's DNS threads.
+        crate::p2_lookup::add_to_linker(&mut linker, HostState::lookups)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         // WASI cloud interfaces; what a component may use is decided by its sandbox.
         crate::capabilities::add_to_linker(&mut linker)?;

@@ -19,11 +19,14 @@
 //! ```
 mod cache;
 pub mod capabilities;
+pub mod dns;
 mod engine;
 mod expansion;
 mod guest_log;
+pub mod guest_net;
 mod host;
 mod outbound;
+mod p2_lookup;
 pub mod policy;
 pub mod provides;
 mod sandbox;

@@ -106,7 +106,7 @@ impl ServeCommand {
             .iter()
             .map(|c| {
                 Sandbox::new(&c.policy, &backends, |name| std::env::var(name).ok())
-                    .map(|sandbox| sandbox.with_label(&c.name))
+                    .map(|sandbox| sandbox.with_label(&c.name).with_dns(crate::resolver::dns()))
                     .with_context(|| format!("component {}", c.name))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
