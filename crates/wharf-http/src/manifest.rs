@@ -103,6 +103,8 @@ pub struct AppManifest {
     pub components: Vec<ComponentSpec>,
     /// Routes to component indices.
     pub router: Router,
+    /// Message triggers (`[[trigger.messaging]]`), checked against `components`.
+    pub messaging: Vec<crate::messaging::MessagingTriggerSpec>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +129,17 @@ struct RawApplication {
 struct RawTrigger {
     #[serde(default)]
     http: Vec<RawHttpTrigger>,
+    #[serde(default)]
+    messaging: Vec<RawMessagingTrigger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessagingTrigger {
+    subject: String,
+    queue: Option<String>,
+    store: Option<String>,
+    component: String,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +147,20 @@ struct RawTrigger {
 struct RawHttpTrigger {
     route: String,
     component: String,
+}
+
+impl RawTrigger {
+    fn messaging_specs(&self) -> Vec<crate::messaging::RawSpec<'_>> {
+        self.messaging
+            .iter()
+            .map(|t| crate::messaging::RawSpec {
+                subject: &t.subject,
+                queue: t.queue.as_deref(),
+                store: t.store.as_deref(),
+                component: &t.component,
+            })
+            .collect()
+    }
 }
 
 impl AppManifest {
@@ -155,9 +182,12 @@ impl AppManifest {
             components.push(ComponentSpec { source_path: base.join(&source), source, policy, name, reuse });
         }
 
-        if raw.trigger.http.is_empty() {
-            return Err(err("no routes: add at least one [[trigger.http]] with `route` and `component`".into()));
+        if raw.trigger.http.is_empty() && raw.trigger.messaging.is_empty() {
+            return Err(err("no routes: add at least one [[trigger.http]] with `route` and `component` \
+                            (or a [[trigger.messaging]])"
+                .into()));
         }
+        let messaging = crate::messaging::parse_triggers(&raw.trigger.messaging_specs(), &components).map_err(err)?;
         let mut router = Router::default();
         for (i, trigger) in raw.trigger.http.iter().enumerate() {
             let Some(target) = components.iter().position(|c| c.name == trigger.component) else {
@@ -170,7 +200,7 @@ impl AppManifest {
             };
             router.add(&trigger.route, target).map_err(|e| err(format!("trigger.http[{i}]: {e}")))?;
         }
-        Ok(AppManifest { name: raw.application.and_then(|a| a.name), components, router })
+        Ok(AppManifest { name: raw.application.and_then(|a| a.name), components, router, messaging })
     }
 
     /// An app of one component serving every path (`wharf serve COMPONENT`).
@@ -184,7 +214,7 @@ impl AppManifest {
             policy,
             reuse: ReuseSpec::default(),
         };
-        AppManifest { name: None, components: vec![component], router }
+        AppManifest { name: None, components: vec![component], router, messaging: Vec::new() }
     }
 }
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use wharf_host::policy::parse_duration;
 use wharf_host::{EngineOptions, Host, PoolOptions, Sandbox, WharfEngine};
-use wharf_http::{AppManifest, Reuse, ReuseSpec, Server, ServerOptions, Target};
+use wharf_http::{AppManifest, MessagingTrigger, Reuse, ReuseSpec, Server, ServerOptions, Target};
 
 use super::oci::{Source, parse_source};
 use super::source::SourceArgs;
@@ -142,7 +142,10 @@ impl ServeCommand {
         let engine = WharfEngine::new(&EngineOptions { pooling: Some(pool) })?;
         let host = Host::new(engine.clone(), Some(wharf_host::CompileCache::new(crate::dirs::cache_dir())))?;
         let mut targets = Vec::new();
-        for (spec, sandbox) in app.components.iter().zip(sandboxes) {
+        // Components no route uses need not export wasi:http (message handlers).
+        let mut http_index = Vec::new();
+        let mut triggers = Vec::new();
+        for (i, (spec, sandbox)) in app.components.iter().zip(sandboxes).enumerate() {
             // Files are relative to the manifest; layouts and references are taken as written.
             let input = match parse_source(&spec.source)? {
                 Source::File(_) => spec.source_path.display().to_string(),
@@ -151,12 +154,25 @@ impl ServeCommand {
             let loaded = self.pull.load(&input).await?;
             loaded.check_declared_imports()?;
             let (component, _) = host.load(&loaded.name, &loaded.bytes)?;
-            let pre = host.prepare_proxy(&spec.source, &component)?;
-            // Manifest keys first, then flags, then the generation's default.
-            let reuse = spec.reuse.or(reuse_flags.or(Reuse::default_for(&pre)));
-            tracing::debug!(component = %spec.name, ?reuse, "instance reuse");
-            targets.push(Target { name: spec.name.clone(), pre, sandbox, reuse });
+            for trigger in app.messaging.iter().filter(|t| t.component == i) {
+                let pre = host.prepare(&spec.source, &component)?;
+                let trigger =
+                    MessagingTrigger::new(&spec.name, trigger.clone(), pre, sandbox.clone(), &backends, &engine)
+                        .map_err(|e| BadInput(e.to_string()))?;
+                triggers.push(std::sync::Arc::new(trigger));
+            }
+            if app.router.targets().any(|t| t == i) || app.messaging.iter().all(|t| t.component != i) {
+                let pre = host.prepare_proxy(&spec.source, &component)?;
+                // Manifest keys first, then flags, then the generation's default.
+                let reuse = spec.reuse.or(reuse_flags.or(Reuse::default_for(&pre)));
+                tracing::debug!(component = %spec.name, ?reuse, "instance reuse");
+                http_index.push(targets.len());
+                targets.push(Target { name: spec.name.clone(), pre, sandbox, reuse });
+            } else {
+                http_index.push(usize::MAX);
+            }
         }
+        app.router.remap(|i| http_index[i]);
 
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
@@ -168,6 +184,14 @@ impl ServeCommand {
             shutdown_timeout,
             listener: self.connections.options(),
         };
+        for trigger in triggers {
+            let (engine, max) = (engine.clone(), self.max_concurrency as usize);
+            tokio::spawn(async move {
+                if let Err(e) = trigger.run(engine, max).await {
+                    tracing::error!("{e}");
+                }
+            });
+        }
         let server = Server::new(engine, targets, app.router, options);
         server.serve(listener, shutdown_signal()).await;
         Ok(ExitCode::SUCCESS)
