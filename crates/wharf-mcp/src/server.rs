@@ -51,6 +51,8 @@ struct Shared {
     loader: Option<Arc<dyn Loader>>,
     // Clients to tell when the tool list changes.
     peers: StdMutex<Vec<Peer<RoleServer>>>,
+    // Which session loaded which component (`wharf.unload` checks it).
+    loads: manage::ClientLoads,
 }
 
 /// One MCP session's handler: the shared tools and this session's instances and handles.
@@ -65,7 +67,10 @@ impl McpHandler {
     /// `wharf.unload` and `wharf.list`.
     pub fn new(toolbox: Arc<Toolbox>, loader: Option<Arc<dyn Loader>>) -> Self {
         let session = Arc::new(toolbox.session());
-        McpHandler { shared: Arc::new(Shared { toolbox, loader, peers: StdMutex::default() }), session }
+        McpHandler {
+            shared: Arc::new(Shared { toolbox, loader, peers: StdMutex::default(), loads: Default::default() }),
+            session,
+        }
     }
 
     fn for_new_session(&self) -> Self {
@@ -158,7 +163,15 @@ impl ServerHandler for McpHandler {
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
         if let Some(loader) = &self.shared.loader
-            && let Some(result) = manage::call(&self.shared.toolbox, loader.as_ref(), &request.name, &args).await
+            && let Some(result) = manage::call(
+                &self.shared.toolbox,
+                loader.as_ref(),
+                &self.shared.loads,
+                Arc::as_ptr(&self.session) as usize,
+                &request.name,
+                &args,
+            )
+            .await
         {
             if result.changed {
                 self.announce_tool_list_changed().await;

@@ -94,7 +94,11 @@ async fn run_component(ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
             .await
             .with_context(|| format!("cannot listen on {}", settings.http_addr))?;
         eprintln!("containerd-shim-wharf: serving HTTP on http://{}/", listener.local_addr()?);
-        let options = ServerOptions { max_concurrency: MAX_CONCURRENCY, shutdown_timeout: SHUTDOWN_TIMEOUT };
+        let options = ServerOptions {
+            max_concurrency: MAX_CONCURRENCY,
+            shutdown_timeout: SHUTDOWN_TIMEOUT,
+            listener: wharf_http::ListenerOptions::default(),
+        };
         Server::new(engine, targets, router, options).serve(listener, shutdown_signal()).await;
         return Ok(0);
     }
