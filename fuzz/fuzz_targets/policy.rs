@@ -5,7 +5,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use wharf_host::Policy;
-use wharf_host::policy::{ConfigGrant, DirGrant, EnvGrant, KvGrant, NetRule, parse_duration, parse_size};
+use wharf_host::policy::{CapabilityGrant, DirGrant, EnvGrant, NetRule, parse_duration, parse_size};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -26,8 +26,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = parse_duration(line);
         let _ = EnvGrant::parse(line);
         let _ = DirGrant::parse(line, Path::new("/base"));
-        let _ = KvGrant::parse(line);
-        let _ = ConfigGrant::parse_value(line);
-        let _ = ConfigGrant::parse_env(line);
+        for key in wharf_host::capabilities::grant_keys() {
+            let _ = CapabilityGrant::parse(key.key, line);
+        }
     }
 });

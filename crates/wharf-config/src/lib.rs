@@ -26,6 +26,10 @@ use std::collections::BTreeMap;
 
 use wasmtime::component::{HasData, Linker};
 
+mod capability;
+
+pub use capability::{ConfigCapability, ConfigGrant, ConfigSource};
+
 mod bindings {
     pub mod rc1 {
         wasmtime::component::bindgen!({ path: "wit/rc1", world: "wasi:config/imports", imports: { default: trappable } });

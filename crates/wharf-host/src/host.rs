@@ -112,16 +112,23 @@ pub struct Host {
 impl Host {
     /// A host that links the full WASI 0.2 command world (guests built by rustc import
     /// `wasi:cli/*@0.2.x` even for non-command worlds) plus `wasi:http` (outbound requests are
-    /// checked against the policy), `wasi:keyvalue` and `wasi:config`. `cache: None` disables the
-    /// compile cache.
+    /// checked against the policy), and every registered capability (`wasi:keyvalue`,
+    /// `wasi:config`, ...). `cache: None` disables the compile cache.
     pub fn new(engine: WharfEngine, cache: Option<CompileCache>) -> wasmtime::Result<Self> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Name lookups only for granted names, on wharf's DNS threads.
+        crate::p2_lookup::add_to_linker(&mut linker, HostState::lookups)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         // WASI cloud interfaces; what a component may use is decided by its sandbox.
-        wharf_keyvalue::add_to_linker(&mut linker, HostState::keyvalue)?;
-        wharf_config::add_to_linker(&mut linker, HostState::config)?;
+        crate::capabilities::add_to_linker(&mut linker)?;
         Ok(Host { engine, cache, linker })
+    }
+
+    /// The linker every component is checked and instantiated against.
+    #[cfg(test)]
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
     }
 
     /// The engine components are compiled for.

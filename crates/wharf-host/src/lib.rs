@@ -7,26 +7,32 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use wharf_host::{EngineOptions, Host, Policy, Sandbox, Stdio, WharfEngine};
+//! use wharf_host::{Backends, EngineOptions, Host, Policy, Sandbox, Stdio, WharfEngine};
 //!
 //! let host = Host::new(WharfEngine::new(&EngineOptions::default())?, None)?;
 //! let (component, _) = host.load_file("hello.wasm".as_ref())?;
 //! let command = host.prepare_command("hello.wasm", &component)?;
-//! let sandbox = Sandbox::new(&Policy::default(), |_| None)?;
+//! let backends = Backends::defaults("/var/lib/wharf".as_ref())?;
+//! let sandbox = Sandbox::new(&Policy::default(), &backends, |_| None)?;
 //! let code = host.run_command(&command, &sandbox, &["hello".into()], Stdio::Inherit).await?;
 //! # Ok(()) }
 //! ```
 mod cache;
+pub mod capabilities;
+pub mod dns;
 mod engine;
 mod expansion;
 mod guest_log;
+pub mod guest_net;
 mod host;
 mod outbound;
+mod p2_lookup;
 pub mod policy;
 pub mod provides;
 mod sandbox;
 
 pub use cache::{CacheStatus, CompileCache};
+pub use capabilities::Backends;
 pub use engine::{EPOCH_TICK, EngineOptions, PoolOptions, WharfEngine};
 pub use expansion::Expansion;
 pub use host::{Host, LoadError, RunError, guest_failure};

@@ -3,8 +3,9 @@
 //! instantiating, and refuses with the whole list of what is missing (linking reports only the
 //! first).
 //!
-//! Keep [`PROVIDED_PACKAGES`] in step with what `Host::new` links: a capability crate that adds
-//! interfaces to the linker adds its package here.
+//! Keep [`PROVIDED_PACKAGES`] in step with the WASI packages `Host::new` links. Capabilities
+//! are not listed here: their interfaces come from their own declarations
+//! ([`crate::capabilities::interfaces`]), which a test links one by one.
 
 /// WIT packages whose interfaces the host links, with the major version line it provides
 /// (wasmtime matches any `0.2.x` import against the `0.2` line it has).
@@ -18,21 +19,6 @@ pub const PROVIDED_PACKAGES: &[(&str, &str)] = &[
     ("wasi:sockets", "0.2"),
 ];
 
-/// Interfaces linked at pre-release versions, which match only exactly (`wharf-keyvalue` and
-/// `wharf-config` link each draft they support by its full name).
-pub const PROVIDED_DRAFTS: &[&str] = &[
-    "wasi:keyvalue/store@0.2.0-draft2",
-    "wasi:keyvalue/atomics@0.2.0-draft2",
-    "wasi:keyvalue/batch@0.2.0-draft2",
-    "wasi:keyvalue/store@0.2.0-draft",
-    "wasi:keyvalue/atomics@0.2.0-draft",
-    "wasi:keyvalue/batch@0.2.0-draft",
-    "wasi:config/store@0.2.0-rc.1",
-    "wasi:config/store@0.2.0-draft-2024-09-27",
-    "wasi:config/store@0.2.0-draft",
-    "wasi:config/runtime@0.2.0-draft",
-];
-
 /// The imports in `imports` (names like `wasi:keyvalue/store@0.2.0-draft2`) that the host does
 /// not provide, in the order given.
 pub fn missing_imports<'a>(imports: impl IntoIterator<Item = &'a str>) -> Vec<String> {
@@ -41,7 +27,7 @@ pub fn missing_imports<'a>(imports: impl IntoIterator<Item = &'a str>) -> Vec<St
 
 /// Whether the host provides the import `name` (`namespace:package/interface@version`).
 pub fn provides(name: &str) -> bool {
-    if PROVIDED_DRAFTS.contains(&name) {
+    if crate::capabilities::interfaces().any(|provided| same_line(provided, name)) {
         return true;
     }
     let Some((path, version)) = name.split_once('@') else { return false };
@@ -51,6 +37,29 @@ pub fn provides(name: &str) -> bool {
             && version.strip_prefix(line).is_some_and(|rest| rest.starts_with('.') || rest.is_empty())
             && !version.contains('-')
     })
+}
+
+/// Whether an import of `name` links to the interface `provided` the way wasmtime's linker
+/// matches them: a pre-release version only exactly, a release by its semver line (`0.2.x`
+/// with `0.2.y`, `1.x` with `1.y`).
+fn same_line(provided: &str, name: &str) -> bool {
+    if provided == name {
+        return true;
+    }
+    let (Some((path, version)), Some((wanted_path, wanted))) = (provided.split_once('@'), name.split_once('@')) else {
+        return false;
+    };
+    let line = |v: &str| -> Option<String> {
+        let mut parts = v.split('.');
+        let (major, minor) = (parts.next()?, parts.next()?);
+        let patch = parts.next()?;
+        let numeric = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        if !(numeric(major) && numeric(minor) && numeric(patch)) || parts.next().is_some() {
+            return None;
+        }
+        Some(if major == "0" { format!("0.{minor}") } else { major.to_owned() })
+    };
+    path == wanted_path && line(version).is_some_and(|l| Some(l) == line(wanted))
 }
 
 #[cfg(test)]
@@ -70,6 +79,11 @@ mod tests {
         assert!(provides("wasi:http/outgoing-handler@0.2.0"));
         assert!(!provides("wasi:blobstore/container@0.2.0-draft"));
         assert!(!provides("my-function"));
+        assert!(same_line("wasi:x/y@0.2.0", "wasi:x/y@0.2.7"));
+        assert!(same_line("wasi:x/y@1.0.0", "wasi:x/y@1.4.2"));
+        assert!(!same_line("wasi:x/y@0.2.0", "wasi:x/y@0.3.0"));
+        assert!(!same_line("wasi:x/y@0.2.0", "wasi:x/y@0.2.1-rc"));
+        assert!(!same_line("wasi:x/y@0.2.0", "wasi:x/z@0.2.0"));
         assert_eq!(
             missing_imports(["wasi:cli/stdout@0.2.0", "wasi:config/store@0.2.0-rc.2", "x:y/z@1.0.0"]),
             ["wasi:config/store@0.2.0-rc.2", "x:y/z@1.0.0"]

@@ -5,15 +5,18 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
-use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::capabilities::{Backends, Bound, States};
+use crate::dns::Dns;
 use crate::engine::WharfEngine;
 use crate::guest_log::LogStream;
+use crate::guest_net::GuestNet;
 use crate::outbound::OutboundHttp;
-use crate::policy::{ConfigSource, DirGrant, KvGrant, NetRule, Policy, SocketGrants};
+use crate::p2_lookup::LookupView;
+use crate::policy::{DirGrant, NetGrants, Policy};
 
 /// Caps on things a policy does not mention, so that no guest can exhaust the host with
 /// tables, instances or host resources either.
@@ -42,16 +45,10 @@ pub enum SandboxError {
         /// Why the directory could not be opened.
         reason: String,
     },
-    /// A `--kv` grant names a store that is not configured.
-    #[error("cannot grant key-value bucket `{bucket}`: no store named `{store}` is configured (known: {known})")]
-    KvStore {
-        /// The bucket granted.
-        bucket: String,
-        /// The store it was mapped to.
-        store: String,
-        /// The configured store names, comma-separated.
-        known: String,
-    },
+    /// A capability cannot honour a grant, e.g. a `--kv` bucket mapped to a store that is not
+    /// configured. The reason names the grant.
+    #[error("{0}")]
+    Grant(String),
 }
 
 /// What a guest's stdio is connected to.
@@ -68,27 +65,30 @@ pub enum Stdio {
     Log,
 }
 
-/// A policy made ready to build stores from: environment resolved, names resolved,
-/// directories checked. Build one per component and reuse it for every instance.
+/// A policy made ready to build stores from: environment resolved, directories checked. Build
+/// one per component and reuse it for every instance.
 #[derive(Clone, Debug)]
 pub struct Sandbox {
     env: Vec<(String, String)>,
     dirs: Vec<DirGrant>,
-    sockets: Arc<SocketGrants>,
-    http_rules: Arc<[NetRule]>,
+    net: Arc<NetGrants>,
+    dns: Dns,
     max_memory: u64,
     timeout: Option<Duration>,
-    // WASI cloud interfaces: configuration resolved here, buckets bound by `with_keyvalue`.
-    config: Arc<wharf_config::ConfigVars>,
-    kv_grants: Vec<KvGrant>,
-    keyvalue: Arc<wharf_keyvalue::KeyValueCtx>,
+    // Every capability's grants, bound to the process's backends.
+    capabilities: Bound,
     // Names the component in logged guest output.
     label: Arc<str>,
 }
 
 impl Sandbox {
-    /// Prepares `policy`; `host_env` looks up inherited environment variables.
-    pub fn new(policy: &Policy, host_env: impl Fn(&str) -> Option<String>) -> Result<Self, SandboxError> {
+    /// Prepares `policy`, binding its capability grants (key-value buckets, config, ...) to
+    /// `backends`; `host_env` looks up inherited environment variables.
+    pub fn new(
+        policy: &Policy,
+        backends: &Backends,
+        host_env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SandboxError> {
         for grant in &policy.dirs {
             if let Err(e) = std::fs::read_dir(&grant.host) {
                 return Err(SandboxError::Dir { grant: grant.clone(), reason: e.to_string() });
@@ -97,13 +97,11 @@ impl Sandbox {
         Ok(Sandbox {
             env: policy.resolved_env(&host_env),
             dirs: policy.dirs.clone(),
-            sockets: Arc::new(SocketGrants::resolve(&policy.allow_net)),
-            http_rules: policy.allow_net.clone().into(),
+            net: Arc::new(NetGrants::new(&policy.allow_net)),
+            dns: Dns::system(),
             max_memory: policy.memory_limit(),
             timeout: policy.timeout,
-            config: Arc::new(resolve_config(policy, &host_env)),
-            kv_grants: policy.keyvalue.clone(),
-            keyvalue: Arc::new(wharf_keyvalue::KeyValueCtx::new()),
+            capabilities: Bound::new(backends, &policy.grants, &host_env).map_err(SandboxError::Grant)?,
             label: "guest".into(),
         })
     }
@@ -114,17 +112,11 @@ impl Sandbox {
         self
     }
 
-    /// Binds each granted key-value bucket to its store in `stores`. Until this is called, a
-    /// granted bucket cannot be opened either (`access-denied`).
-    pub fn with_keyvalue(mut self, stores: &wharf_keyvalue::Stores) -> Result<Self, SandboxError> {
-        for grant in &self.kv_grants {
-            let Some(store) = stores.get(&grant.store) else {
-                let known = stores.names().collect::<Vec<_>>().join(", ");
-                return Err(SandboxError::KvStore { bucket: grant.bucket.clone(), store: grant.store.clone(), known });
-            };
-            Arc::make_mut(&mut self.keyvalue).grant(grant.bucket.clone(), store);
-        }
-        Ok(self)
+    /// Resolves the names the guest looks up (and outbound HTTP hosts) through `dns` instead of
+    /// the system resolver.
+    pub fn with_dns(mut self, dns: Dns) -> Self {
+        self.dns = dns;
+        self
     }
 
     /// The wall-clock budget of one instance's work, if any.
@@ -155,21 +147,15 @@ impl Sandbox {
             wasi.preopened_dir(&grant.host, &grant.guest, perms)
                 .map_err(|e| SandboxError::Dir { grant: grant.clone(), reason: format!("{e:#}") })?;
         }
-        let sockets = self.sockets.clone();
-        wasi.allow_ip_name_lookup(sockets.has_names());
-        wasi.allow_tcp(!sockets.is_empty());
-        wasi.allow_udp(!sockets.is_empty());
+        // Lookups go through `net` (see `crate::p2_lookup`); wasmtime-wasi's own resolver,
+        // which answers any name, stays off.
+        let net = Arc::new(GuestNet::new(self.net.clone(), self.dns.clone()));
+        wasi.allow_ip_name_lookup(false);
+        wasi.allow_tcp(self.net.has_sockets());
+        wasi.allow_udp(self.net.has_sockets());
+        let check = net.clone();
         wasi.socket_addr_check(move |addr, use_| {
-            let allowed = match use_ {
-                // Implicit binds (wildcard address, port 0) that precede a granted connect.
-                SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => addr.ip().is_unspecified() && addr.port() == 0,
-                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => sockets.allows(addr),
-                // Inbound connections are never granted.
-                _ => false,
-            };
-            if !allowed {
-                tracing::debug!(%addr, ?use_, "socket address denied by policy");
-            }
+            let allowed = check.allows_socket(addr, use_);
             Box::pin(async move { allowed })
         });
 
@@ -186,10 +172,10 @@ impl Sandbox {
             wasi: wasi.build(),
             table,
             http: WasiHttpCtx::new(),
-            outbound: OutboundHttp::new(self.http_rules.clone()),
+            outbound: OutboundHttp::new(net.clone()),
+            net,
             limits: Limits { inner: limits, memory_denied: false, table_denied: None },
-            keyvalue: self.keyvalue.clone(),
-            config: self.config.clone(),
+            capabilities: self.capabilities.states(),
             deadline: None,
         };
         let mut store = Store::new(engine.engine(), state);
@@ -218,10 +204,10 @@ pub struct HostState {
     table: ResourceTable,
     http: WasiHttpCtx,
     outbound: OutboundHttp,
+    net: Arc<GuestNet>,
     limits: Limits,
-    // Shared with the sandbox: a request's store must not copy the bucket map.
-    keyvalue: Arc<wharf_keyvalue::KeyValueCtx>,
-    config: Arc<wharf_config::ConfigVars>,
+    // Every capability's per-store state (see `crate::capabilities`).
+    capabilities: States,
     // When the running call is interrupted; `None` runs unbounded.
     deadline: Option<Instant>,
 }
@@ -237,31 +223,15 @@ impl HostState {
         self.limits.table_denied
     }
 
-    /// The `wasi:keyvalue` view: the granted buckets, handles in the resource table.
-    pub(crate) fn keyvalue(&mut self) -> wharf_keyvalue::KeyValue<'_> {
-        wharf_keyvalue::KeyValue::new(&self.keyvalue, &mut self.table)
+    /// The `wasi:sockets/ip-name-lookup` view: lookups through the store's [`GuestNet`].
+    pub(crate) fn lookups(&mut self) -> LookupView<'_> {
+        LookupView { net: &self.net, table: &mut self.table }
     }
 
-    /// The `wasi:config` view: the granted configuration.
-    pub(crate) fn config(&mut self) -> wharf_config::Config<'_> {
-        wharf_config::Config::new(&self.config)
+    /// The capabilities' states beside the resource table they share with WASI.
+    pub(crate) fn capabilities(&mut self) -> (&mut States, &mut ResourceTable) {
+        (&mut self.capabilities, &mut self.table)
     }
-}
-
-/// The configuration a policy grants, with `--config-env` names looked up through `host_env`
-/// (left out when the host does not have them).
-fn resolve_config(policy: &Policy, host_env: impl Fn(&str) -> Option<String>) -> wharf_config::ConfigVars {
-    let mut vars = wharf_config::ConfigVars::new();
-    for grant in &policy.config {
-        let value = match &grant.source {
-            ConfigSource::Value(value) => Some(value.clone()),
-            ConfigSource::Env(name) => host_env(name),
-        };
-        if let Some(value) = value {
-            vars.insert(grant.key.clone(), value);
-        }
-    }
-    vars
 }
 
 impl WasiView for HostState {

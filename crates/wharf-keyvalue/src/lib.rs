@@ -101,6 +101,7 @@ macro_rules! batch_writes {
 }
 
 mod backend;
+mod capability;
 mod draft;
 mod draft2;
 mod memory;
@@ -114,6 +115,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 pub use backend::{Backend, BoxFuture, KeyPage, LIST_PAGE_SIZE, StoreError, StoreResult};
+pub use capability::{KeyValueCapability, KeyValueConfig, KvGrant};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 pub use redis_store::RedisStore;

@@ -11,7 +11,7 @@ use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source, WasmLayer};
 use wasmtime::component::Component;
 use wharf_host::policy::PolicyError;
 use wharf_host::{EngineOptions, Host, LoadError, RunError, Sandbox, SandboxError, Stdio, WharfEngine};
-use wharf_http::{Router, Server, ServerOptions, Target};
+use wharf_http::{ListenerOptions, Router, Server, ServerOptions, Target};
 
 use crate::policy::{POLICY_MEDIA_TYPE, Settings, SettingsError};
 
@@ -84,8 +84,7 @@ async fn run_component(ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
     };
     if exports_http(&engine, &component) {
         settings.policy.timeout.get_or_insert(DEFAULT_REQUEST_TIMEOUT);
-        let sandbox =
-            Sandbox::new(&settings.policy, spec_env)?.with_keyvalue(&settings.stores)?.with_label(&delivered.name);
+        let sandbox = Sandbox::new(&settings.policy, &settings.backends, spec_env)?.with_label(&delivered.name);
         let pre = host.prepare_proxy(&delivered.name, &component)?;
         let mut router = Router::default();
         router.add("/...", 0).expect("`/...` is a valid route");
@@ -97,13 +96,14 @@ async fn run_component(ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
         let options = ServerOptions {
             max_concurrency: MAX_CONCURRENCY,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
-            listener: wharf_http::ListenerOptions::default(),
+            // `wharf serve`'s defaults: 512 connections, 10 s to send a request's headers.
+            listener: ListenerOptions::default(),
         };
         Server::new(engine, targets, router, options).serve(listener, shutdown_signal()).await;
         return Ok(0);
     }
 
-    let sandbox = Sandbox::new(&settings.policy, spec_env)?.with_keyvalue(&settings.stores)?;
+    let sandbox = Sandbox::new(&settings.policy, &settings.backends, spec_env)?;
     let command = host.prepare_command(&delivered.name, &component)?;
     let mut argv = ctx.args().to_vec();
     if argv.is_empty() {

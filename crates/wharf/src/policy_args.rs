@@ -2,9 +2,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::Args;
-use wharf_host::Policy;
-use wharf_host::policy::{ConfigGrant, DirGrant, EnvGrant, KvGrant, NetRule, parse_duration, parse_size};
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
+use wharf_host::policy::{CapabilityGrant, DirGrant, EnvGrant, NetRule, parse_duration, parse_size};
+use wharf_host::{Backends, Policy};
 
 /// Grants for the component. Nothing is granted unless named here or in `--policy`.
 #[derive(Args, Debug, Default)]
@@ -34,21 +34,12 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 
-    /// Grant a wasi:keyvalue bucket, kept in the store `default` (a redb file under the data
-    /// directory) or in STORE from `--runtime-config`.
-    #[arg(long = "kv", value_name = "BUCKET[=STORE]")]
-    kv: Vec<String>,
+    /// The capabilities' grant flags (`--kv`, `--config`, `--config-env`, ...).
+    #[command(flatten)]
+    capabilities: CapabilityArgs,
 
-    /// Give the component a wasi:config value.
-    #[arg(long = "config", value_name = "KEY=VALUE")]
-    config: Vec<String>,
-
-    /// Give the component the host environment variable NAME as wasi:config key KEY (default NAME).
-    #[arg(long = "config-env", value_name = "[KEY=]NAME")]
-    config_env: Vec<String>,
-
-    /// Read key-value store definitions (`[keyvalue.stores.NAME]`, type redb, memory or redis)
-    /// from a TOML file.
+    /// Read the capabilities' backends from a TOML file: key-value stores
+    /// (`[keyvalue.stores.NAME]`, type redb, memory or redis), ...
     #[arg(long, value_name = "FILE")]
     runtime_config: Option<PathBuf>,
 }
@@ -59,9 +50,7 @@ impl PolicyArgs {
         let no_grants = self.env.is_empty()
             && self.dirs.is_empty()
             && self.allow_net.is_empty()
-            && self.kv.is_empty()
-            && self.config.is_empty()
-            && self.config_env.is_empty();
+            && self.capabilities.grants.is_empty();
         !no_grants || self.max_memory.is_some() || self.timeout.is_some() || self.policy.is_some()
     }
 
@@ -77,17 +66,56 @@ impl PolicyArgs {
             allow_net: self.allow_net.iter().map(|n| n.parse::<NetRule>()).collect::<Result<_, _>>()?,
             max_memory: self.max_memory.as_deref().map(parse_size).transpose()?,
             timeout: self.timeout.as_deref().map(parse_duration).transpose()?,
-            keyvalue: self.kv.iter().map(|k| KvGrant::parse(k)).collect::<Result<_, _>>()?,
-            config: (self.config.iter().map(|c| ConfigGrant::parse_value(c)))
-                .chain(self.config_env.iter().map(|c| ConfigGrant::parse_env(c)))
+            grants: (self.capabilities.grants.iter())
+                .map(|(key, value)| CapabilityGrant::parse(key, value))
                 .collect::<Result<_, _>>()?,
         };
         Ok(file.merge(flags))
     }
 
-    /// The key-value stores from `--runtime-config` (if any), plus the default redb store.
-    pub fn stores(&self) -> anyhow::Result<wharf_keyvalue::Stores> {
-        crate::runtime_config::stores(self.runtime_config.as_deref())
+    /// The capabilities' backends from `--runtime-config` (if any) and their defaults (the
+    /// key-value store `default` is a redb file under the data directory).
+    pub fn backends(&self) -> anyhow::Result<Backends> {
+        crate::runtime_config::backends(self.runtime_config.as_deref())
+    }
+}
+
+/// The grant flags that the capabilities declare (`wharf_host::capabilities::grant_keys`),
+/// each repeatable, kept as (policy key, value) in the order given per flag.
+#[derive(Clone, Debug, Default)]
+struct CapabilityArgs {
+    grants: Vec<(&'static str, String)>,
+}
+
+impl Args for CapabilityArgs {
+    fn augment_args(command: Command) -> Command {
+        wharf_host::capabilities::grant_keys().fold(command, |command, key| {
+            command.arg(
+                Arg::new(key.flag).long(key.flag).value_name(key.value_name).help(key.help).action(ArgAction::Append),
+            )
+        })
+    }
+
+    fn augment_args_for_update(command: Command) -> Command {
+        Self::augment_args(command)
+    }
+}
+
+impl FromArgMatches for CapabilityArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = CapabilityArgs::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for key in wharf_host::capabilities::grant_keys() {
+            let values = matches
+                .try_get_many::<String>(key.flag)
+                .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e))?;
+            self.grants.extend(values.into_iter().flatten().map(|value| (key.key, value.clone())));
+        }
+        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
-//! The runtime-config file (`--runtime-config FILE`): how named key-value stores are provided,
-//! in Spin's style. Relative redb paths are relative to the file's directory.
+//! The runtime-config file (`--runtime-config FILE`): how each capability's backends are
+//! provided, in Spin's style, one section per capability (`[keyvalue.stores.NAME]`, ...).
+//! Relative paths are relative to the file's directory.
 //!
 //! ```toml
 //! [keyvalue.stores.default]      # replaces the default redb file under the data directory
@@ -10,47 +11,25 @@
 //! type = "redis"
 //! url = "redis://127.0.0.1:6379/0"
 //! ```
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Deserialize;
-use wharf_keyvalue::{StoreConfig, Stores};
+use wharf_host::Backends;
+use wharf_host::capabilities::RuntimeContext;
 
 use crate::exit::BadInput;
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RuntimeConfig {
-    #[serde(default)]
-    keyvalue: KeyValueSection,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct KeyValueSection {
-    #[serde(default)]
-    stores: BTreeMap<String, StoreConfig>,
-}
-
-/// The stores defined in `file` (if any), plus `default`: a redb file under the data directory.
-pub fn stores(file: Option<&Path>) -> anyhow::Result<Stores> {
-    let mut configs = BTreeMap::new();
-    if let Some(path) = file {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read runtime config {}", path.display()))?;
-        let config: RuntimeConfig = toml::from_str(&text)
-            .map_err(|e| BadInput(format!("in runtime config {}: {}", path.display(), e.message().trim())))?;
-        let base = path.parent().unwrap_or(Path::new(""));
-        for (name, mut store) in config.keyvalue.stores {
-            if let StoreConfig::Redb { path } = &mut store {
-                *path = base.join(&*path);
-            }
-            configs.insert(name, store);
-        }
-    }
-    let default_path = crate::dirs::data_dir().join("keyvalue").join("default.redb");
-    Stores::new(&configs, default_path).map_err(|e| {
-        BadInput(format!("in runtime config {}: {e}", file.map(|f| f.display().to_string()).unwrap_or_default())).into()
-    })
+/// Every capability's backends, from `file` (if any) and their defaults (e.g. the key-value
+/// store `default`: a redb file under the data directory).
+pub fn backends(file: Option<&Path>) -> anyhow::Result<Backends> {
+    let data_dir = crate::dirs::data_dir();
+    let Some(path) = file else {
+        return Backends::defaults(&data_dir).map_err(|e| BadInput(e.to_string()).into());
+    };
+    let in_file = |message: String| BadInput(format!("in runtime config {}: {message}", path.display()));
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read runtime config {}", path.display()))?;
+    let sections: toml::Table = toml::from_str(&text).map_err(|e| in_file(e.message().trim().replace('\n', " ")))?;
+    let context = RuntimeContext { base: path.parent().unwrap_or(Path::new("")).to_path_buf(), data_dir };
+    Backends::new(&sections, &context).map_err(|e| in_file(e.to_string()).into())
 }

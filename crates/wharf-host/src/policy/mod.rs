@@ -14,17 +14,21 @@
 //! config = ["api_url=https://api.example.com"]
 //! config_env = ["API_TOKEN"]                # NAME or KEY=NAME: a host variable as config
 //! ```
-mod cloud;
+//!
+//! The keys after `timeout` belong to capabilities ([`crate::capabilities`]): each checks its
+//! own grants, and the policy keeps them as [`CapabilityGrant`]s.
 pub(crate) mod net;
+mod special;
 mod units;
 
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use cloud::{ConfigGrant, ConfigSource, KvGrant};
-pub use net::{HostPattern, NetRule, SocketGrants};
+pub use net::{HostPattern, NetGrants, NetRule};
 pub use units::{format_size, parse_size};
 
 /// Memory a component may use when no policy says otherwise.
@@ -131,14 +135,40 @@ pub struct Policy {
     pub max_memory: Option<u64>,
     /// Wall-clock budget for one run or one request.
     pub timeout: Option<Duration>,
-    /// Key-value buckets the guest may open (`wasi:keyvalue`).
-    pub keyvalue: Vec<KvGrant>,
-    /// Configuration the guest may read (`wasi:config`).
-    pub config: Vec<ConfigGrant>,
+    /// Grants of the capabilities (key-value buckets, config values, ...), in the order given.
+    pub grants: Vec<CapabilityGrant>,
 }
 
+/// One grant of a capability ([`crate::capabilities`]): a key-value bucket, a config value, ...
+/// checked by its capability when parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapabilityGrant {
+    /// The capability, e.g. `keyvalue`.
+    pub capability: &'static str,
+    /// The policy key it was written under, e.g. `keyvalue` or `config_env`.
+    pub key: &'static str,
+    /// What it grants (a bucket, a config key): when policies merge, a later grant of the same
+    /// name replaces an earlier one.
+    pub name: String,
+    /// The grant as written, e.g. `cache=shared`.
+    pub value: String,
+}
+
+impl CapabilityGrant {
+    /// Parses `text` as a grant under the policy key `key` (e.g. `keyvalue`, whose flag is
+    /// `--kv`); the error names the flag and the value.
+    pub fn parse(key: &str, text: &str) -> Result<Self, PolicyError> {
+        crate::capabilities::parse_grant(key, text)?
+            .ok_or_else(|| PolicyError::Keys(format!("no capability takes grants under `{key}`")))
+    }
+}
+
+/// The policy keys that are not capability grants.
+pub(crate) const CORE_KEYS: &[&str] = &["env", "dirs", "allow_net", "max_memory", "timeout"];
+
+// Capability keys are read separately (`Policy::with_grants`), so unknown keys are checked
+// there rather than by serde.
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct PolicyFile {
     #[serde(default)]
     env: Vec<String>,
@@ -148,12 +178,6 @@ struct PolicyFile {
     allow_net: Vec<String>,
     max_memory: Option<String>,
     timeout: Option<String>,
-    #[serde(default)]
-    keyvalue: Vec<String>,
-    #[serde(default)]
-    config: Vec<String>,
-    #[serde(default)]
-    config_env: Vec<String>,
 }
 
 impl Policy {
@@ -161,16 +185,49 @@ impl Policy {
     /// file's own directory), as Docker Compose does.
     pub fn from_toml(text: &str, base: &Path) -> Result<Self, PolicyError> {
         let file: PolicyFile = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
-        Self::from_file(file, base)
+        let keys: BTreeMap<String, toml::Spanned<toml::Value>> =
+            toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        let entries = keys.into_iter().map(|(key, value)| (key, value.span(), value.into_inner()));
+        Self::from_file(file, base)?.with_grants(entries).map_err(|(span, message)| {
+            let (line, column) = position(text, span.start);
+            PolicyError::Toml { line, column, message }
+        })
     }
 
     /// Reads the policy keys of an already parsed TOML table (e.g. a component in an app
     /// manifest, after its own keys were removed). Unknown keys are errors here too.
     pub fn from_toml_table(table: toml::Table, base: &Path) -> Result<Self, PolicyError> {
-        let file: PolicyFile = toml::Value::Table(table)
+        let file: PolicyFile = toml::Value::Table(table.clone())
             .try_into()
             .map_err(|e: toml::de::Error| PolicyError::Keys(e.message().trim().replace('\n', " ")))?;
-        Self::from_file(file, base)
+        let entries = table.into_iter().map(|(key, value)| (key, 0..0, value));
+        Self::from_file(file, base)?.with_grants(entries).map_err(|(_, message)| PolicyError::Keys(message))
+    }
+
+    /// Adds the capability grants among `entries` (key, where its value is, value), refusing
+    /// keys that neither the policy nor a capability knows.
+    fn with_grants(
+        mut self,
+        entries: impl Iterator<Item = (String, Range<usize>, toml::Value)>,
+    ) -> Result<Self, (Range<usize>, String)> {
+        for (key, span, value) in entries {
+            if CORE_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            if !crate::capabilities::grant_keys().any(|k| k.key == key) {
+                let known: Vec<String> = (CORE_KEYS.iter().copied())
+                    .chain(crate::capabilities::grant_keys().map(|k| k.key))
+                    .map(|k| format!("`{k}`"))
+                    .collect();
+                return Err((span, format!("unknown field `{key}`, expected one of {}", known.join(", "))));
+            }
+            let texts: Vec<String> =
+                value.try_into().map_err(|_| (span.clone(), format!("`{key}` must be an array of strings")))?;
+            for text in texts {
+                self.grants.push(CapabilityGrant::parse(&key, &text).map_err(|e| (span.clone(), e.to_string()))?);
+            }
+        }
+        Ok(self)
     }
 
     fn from_file(file: PolicyFile, base: &Path) -> Result<Self, PolicyError> {
@@ -180,16 +237,14 @@ impl Policy {
             allow_net: file.allow_net.iter().map(|n| n.parse()).collect::<Result<_, _>>()?,
             max_memory: file.max_memory.as_deref().map(parse_size).transpose()?,
             timeout: file.timeout.as_deref().map(parse_duration).transpose()?,
-            keyvalue: file.keyvalue.iter().map(|k| KvGrant::parse(k)).collect::<Result<_, _>>()?,
-            config: (file.config.iter().map(|c| ConfigGrant::parse_value(c)))
-                .chain(file.config_env.iter().map(|c| ConfigGrant::parse_env(c)))
-                .collect::<Result<_, _>>()?,
+            grants: Vec::new(),
         })
     }
 
     /// Combines two policies, `other` (typically the flags) on top of `self` (the file):
     /// grants are added together, a variable set by both takes `other`'s value, and a limit set
-    /// by `other` replaces `self`'s. A bucket or config key granted by both takes `other`'s.
+    /// by `other` replaces `self`'s. A capability grant of the same name (a bucket, a config
+    /// key) in both takes `other`'s.
     pub fn merge(mut self, other: Policy) -> Policy {
         self.env.retain(|e| !other.env.iter().any(|o| o.name == e.name));
         self.env.extend(other.env);
@@ -197,8 +252,9 @@ impl Policy {
         self.allow_net.extend(other.allow_net);
         self.max_memory = other.max_memory.or(self.max_memory);
         self.timeout = other.timeout.or(self.timeout);
-        cloud::merge_by(&mut self.keyvalue, other.keyvalue, |a, b| a.bucket == b.bucket);
-        cloud::merge_by(&mut self.config, other.config, |a, b| a.key == b.key);
+        let same = |a: &CapabilityGrant, b: &CapabilityGrant| a.capability == b.capability && a.name == b.name;
+        self.grants.retain(|g| !other.grants.iter().any(|o| same(g, o)));
+        self.grants.extend(other.grants);
         self
     }
 
@@ -217,11 +273,16 @@ impl Policy {
 
 /// A TOML error as one line that names where the problem is.
 fn toml_error(text: &str, e: &toml::de::Error) -> PolicyError {
-    let offset = e.span().map_or(0, |span| span.start).min(text.len());
-    let before = &text[..offset];
+    let (line, column) = position(text, e.span().map_or(0, |span| span.start));
+    PolicyError::Toml { line, column, message: e.message().trim().replace('\n', " ") }
+}
+
+/// The 1-based line and column of byte `offset` in `text`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    PolicyError::Toml { line, column, message: e.message().trim().replace('\n', " ") }
+    (line, column)
 }
 
 /// Parses a duration such as `500ms`, `30s` or `2m`.
@@ -273,24 +334,33 @@ mod tests {
         )
         .unwrap();
         let flags = Policy {
-            keyvalue: vec![KvGrant::parse("b").unwrap()],
-            config: vec![ConfigGrant::parse_value("k=flag").unwrap()],
+            grants: vec![
+                CapabilityGrant::parse("keyvalue", "b").unwrap(),
+                CapabilityGrant::parse("config", "k=flag").unwrap(),
+            ],
             ..Policy::default()
         };
         let merged = file.merge(flags);
-        let kv: Vec<_> = merged.keyvalue.iter().map(|g| (g.bucket.as_str(), g.store.as_str())).collect();
-        assert_eq!(kv, [("a", "default"), ("b", "default")]);
-        let config: Vec<_> = merged.config.iter().map(|g| (g.key.as_str(), &g.source)).collect();
+        let grants: Vec<_> = merged.grants.iter().map(|g| (g.key, g.name.as_str(), g.value.as_str())).collect();
         assert_eq!(
-            config,
+            grants,
             [
-                ("x", &ConfigSource::Value("1".into())),
-                ("token", &ConfigSource::Env("TOKEN".into())),
-                ("k", &ConfigSource::Value("flag".into()))
+                ("config", "x", "x=1"),
+                ("config_env", "token", "token=TOKEN"),
+                ("keyvalue", "a", "a"),
+                ("keyvalue", "b", "b"),
+                ("config", "k", "k=flag"),
             ]
         );
         let err = Policy::from_toml("keyvalue = [\"a/b\"]", Path::new(".")).unwrap_err();
-        assert!(err.to_string().starts_with("invalid kv `a/b`"), "{err}");
+        assert!(err.to_string().contains("invalid kv `a/b`"), "{err}");
+        let err = Policy::from_toml("\nkeyvalue = \"a\"", Path::new(".")).unwrap_err();
+        assert_eq!(err.to_string(), "line 2, column 12: `keyvalue` must be an array of strings");
+        let err = Policy::from_toml("env = []\nevil = 1", Path::new(".")).unwrap_err();
+        assert!(err.to_string().starts_with("line 2, column 8: unknown field `evil`, expected one of `env`"), "{err}");
+        let table: toml::Table = toml::from_str("config_env = [\"=X\"]").unwrap();
+        let err = Policy::from_toml_table(table, Path::new(".")).unwrap_err();
+        assert_eq!(err.to_string(), "invalid config-env `=X`: expected NAME or KEY=NAME");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use serde_json::{Map, Value};
-use wharf_host::{EngineOptions, Host, Policy, Sandbox};
+use wharf_host::{Backends, EngineOptions, Host, Policy, Sandbox};
 use wharf_mcp::{Loader, Outcome, ToolComponent, Toolbox};
 
 use super::oci::{Source, parse_source};
@@ -202,7 +202,7 @@ impl CallCommand {
 struct ComponentLoader {
     host: Host,
     base: Policy,
-    stores: wharf_keyvalue::Stores,
+    backends: Backends,
     pull: SourceArgs,
     /// Where `wharf.load` may read from (`--allow-load`).
     allowed: AllowedLoads,
@@ -212,7 +212,7 @@ impl ComponentLoader {
     fn new(flags: &PolicyArgs, pull: SourceArgs) -> anyhow::Result<Self> {
         let host = super::new_host(&EngineOptions::default())?;
         let allowed = AllowedLoads::default();
-        Ok(ComponentLoader { host, base: flags.to_policy()?, stores: flags.stores()?, pull, allowed })
+        Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, pull, allowed })
     }
 
     /// Loads every `COMPONENT[::POLICY]`; a bad input fails here, before anything is served.
@@ -235,8 +235,8 @@ impl ComponentLoader {
 
     fn build(&self, source: &str, loaded: super::source::Loaded, mut policy: Policy) -> anyhow::Result<ToolComponent> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
-        let sandbox = Sandbox::new(&policy, |name| std::env::var(name).ok())
-            .and_then(|sandbox| sandbox.with_keyvalue(&self.stores))
+        let sandbox = Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
+            .map(|sandbox| sandbox.with_dns(crate::resolver::dns()))
             .with_context(|| format!("component {source}"))?;
         loaded.check_declared_imports()?;
         let (component, _) = self.host.load(&loaded.name, &loaded.bytes)?;

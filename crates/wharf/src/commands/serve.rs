@@ -100,14 +100,13 @@ impl ServeCommand {
         for component in &mut app.components {
             component.policy.timeout.get_or_insert(DEFAULT_REQUEST_TIMEOUT);
         }
-        let stores = self.policy.stores()?;
+        let backends = self.policy.backends()?;
         let sandboxes = app
             .components
             .iter()
             .map(|c| {
-                Sandbox::new(&c.policy, |name| std::env::var(name).ok())
-                    .map(|sandbox| sandbox.with_label(&c.name))
-                    .and_then(|sandbox| sandbox.with_keyvalue(&stores))
+                Sandbox::new(&c.policy, &backends, |name| std::env::var(name).ok())
+                    .map(|sandbox| sandbox.with_label(&c.name).with_dns(crate::resolver::dns()))
                     .with_context(|| format!("component {}", c.name))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
