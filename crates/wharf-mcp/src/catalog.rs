@@ -97,11 +97,10 @@ impl Catalog {
         export: ComponentExportIndex,
         func: &wasmtime::component::types::ComponentFunc,
     ) {
+        // `async func` exports (WASI 0.3 guests) are tools like any other; `toolbox::invoke`
+        // drives them on the store's event loop. Stream and future parameters or results have
+        // no JSON form and are skipped by the schema check below.
         let name = tool_name(&name);
-        if func.async_() {
-            self.skipped.push(format!("{name}: async functions are not supported"));
-            return;
-        }
         let params: Vec<(String, Type)> = func.params().map(|(n, ty)| (n.to_string(), ty)).collect();
         if let Some(kind) = params.iter().find_map(|(_, ty)| foreign_resource(ty, &self.resources)) {
             self.skipped.push(format!("{name}: takes a `{kind}` resource the component does not export"));

@@ -404,7 +404,13 @@ async fn invoke(
         .get_func(&mut *store, function.export)
         .ok_or_else(|| wasmtime::Error::msg(format!("{} is not a function of this instance", function.name)))?;
     let mut results = vec![Val::Bool(false); usize::from(function.result.is_some())];
-    func.call_async(&mut *store, &params, &mut results).await?;
+    if func.ty(&*store).async_() {
+        // An `async func` (component-model async ABI) runs as a task on the store's event loop;
+        // the call returns when the task returns its value.
+        store.run_concurrent(async |accessor| func.call_concurrent(accessor, &params, &mut results).await).await??;
+    } else {
+        func.call_async(&mut *store, &params, &mut results).await?;
+    }
     Ok(results.pop())
 }
 

@@ -252,6 +252,7 @@ impl ComponentLoader {
     async fn load_named(&self, source: &str, name: Option<&str>, mut policy: Policy) -> anyhow::Result<ToolComponent> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
         let sandbox = Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
+            .map(|sandbox| sandbox.with_dns(crate::resolver::dns()))
             .with_context(|| format!("component {source}"))?;
         let loaded = self.pull.load(source).await?;
         loaded.check_declared_imports()?;
