@@ -22,7 +22,8 @@ mod util;
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
 use self::{
-    bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, net::*, oci::*, run::*, sandbox::*, serve::*,
+    bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, net::*, oci::*, run::*,
+    sandbox::*, serve::*,
 };
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
