@@ -133,13 +133,16 @@ impl Sandbox {
     pub fn store(&self, engine: &WharfEngine, args: &[String], stdio: Stdio) -> Result<Store<HostState>, SandboxError> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(args).envs(&self.env);
+        let mut stderr = None;
         match stdio {
             Stdio::Inherit => drop(wasi.inherit_stdio()),
             Stdio::InheritOutput => drop(wasi.inherit_stdout().inherit_stderr()),
             Stdio::Null => {}
             Stdio::Log => {
                 wasi.stdout(LogStream::new(self.label.clone(), "stdout"));
-                wasi.stderr(LogStream::new(self.label.clone(), "stderr"));
+                let stream = LogStream::new(self.label.clone(), "stderr");
+                stderr = Some(stream.clone());
+                wasi.stderr(stream);
             }
         }
         for grant in &self.dirs {
@@ -177,6 +180,8 @@ impl Sandbox {
             limits: Limits { inner: limits, memory_denied: false, table_denied: None },
             capabilities: self.capabilities.states(),
             deadline: None,
+            stderr,
+            extension: None,
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -196,6 +201,12 @@ impl Sandbox {
     pub fn restart_deadline(&self, store: &mut Store<HostState>) {
         store.data_mut().deadline = self.timeout.map(|timeout| Instant::now() + timeout);
     }
+
+    /// Takes the store's deadline away (guest code still yields every epoch tick): for a
+    /// reused HTTP instance, whose requests are timed one by one by the server instead.
+    pub fn clear_deadline(store: &mut Store<HostState>) {
+        store.data_mut().deadline = None;
+    }
 }
 
 /// Per-instance host state: the WASI and wasi:http contexts, the resource table and the limiter.
@@ -210,12 +221,34 @@ pub struct HostState {
     capabilities: States,
     // When the running call is interrupted; `None` runs unbounded.
     deadline: Option<Instant>,
+    // The guest's stderr when it is logged ([`Stdio::Log`]): its last lines explain a trap.
+    stderr: Option<LogStream>,
+    // An embedder's per-store data for host interfaces of its own (wharf-mcp's
+    // `wharf:mcp/context`); wharf-host only keeps it.
+    extension: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl HostState {
     /// Whether the guest asked for more memory than the policy allows (and was refused).
     pub fn memory_denied(&self) -> bool {
         self.limits.memory_denied
+    }
+
+    /// The last lines the guest wrote to stderr (a panic's location and text), joined into one
+    /// line; only for stores whose output is logged ([`Stdio::Log`]).
+    pub fn stderr_tail(&self) -> Option<String> {
+        self.stderr.as_ref().and_then(LogStream::tail)
+    }
+
+    /// Sets or clears the embedder's per-store data, read back by [`HostState::extension`] in
+    /// the host functions it added to the linker ([`crate::Host::linker_mut`]).
+    pub fn set_extension(&mut self, data: Option<Box<dyn std::any::Any + Send>>) {
+        self.extension = data;
+    }
+
+    /// The embedder's per-store data, if there is some and it is a `T`.
+    pub fn extension<T: std::any::Any>(&mut self) -> Option<&mut T> {
+        self.extension.as_mut()?.downcast_mut()
     }
 
     /// The table size (in elements) the guest asked for beyond wharf's cap, if it was refused.

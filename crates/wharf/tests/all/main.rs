@@ -11,6 +11,7 @@ mod keyvalue;
 mod mcp;
 mod net;
 mod oci;
+mod p3;
 mod redis;
 mod registry;
 mod registry_limits;
@@ -22,7 +23,7 @@ mod util;
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
 use self::{
-    bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, net::*, oci::*, run::*,
+    bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, net::*, oci::*, p3::*, run::*,
     sandbox::*, serve::*,
 };
 macro_rules! assert_guest_has_test {

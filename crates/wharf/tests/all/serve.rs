@@ -85,7 +85,7 @@ fn routes_between_components() {
 }
 
 /// A minimal HTTP server on 127.0.0.1 that answers every request with `upstream`.
-fn upstream_server() -> u16 {
+pub(crate) fn upstream_server() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
