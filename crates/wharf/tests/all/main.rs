@@ -8,6 +8,7 @@ mod exhaustion;
 mod hostile;
 mod keyvalue;
 mod mcp;
+mod messaging;
 mod oci;
 mod redis;
 mod registry;
@@ -19,7 +20,10 @@ mod util;
 
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
-use self::{bad_input::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, oci::*, run::*, sandbox::*, serve::*};
+use self::{
+    bad_input::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, messaging::*, oci::*, run::*, sandbox::*,
+    serve::*,
+};
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
         #[allow(unused_imports)]
