@@ -192,14 +192,14 @@ async fn publish_and_count(
     client: &async_nats::Client,
     done: &mut async_nats::Subscriber,
     ids: std::ops::Range<usize>,
-    counts: &mut Vec<u32>,
+    counts: &mut [u32],
 ) {
     for i in ids.clone() {
         client.publish(format!("work.{i}"), bytes::Bytes::from(i.to_string())).await.unwrap();
     }
     client.flush().await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
-    while counts[ids.clone()].iter().any(|&c| c == 0) {
+    while counts[ids.clone()].contains(&0) {
         let Ok(Some(msg)) = tokio::time::timeout_at(deadline, done.next()).await else { break };
         let id: usize = std::str::from_utf8(&msg.payload).unwrap().parse().unwrap();
         counts[id] += 1;
