@@ -17,6 +17,7 @@ use crate::sandbox::HostState;
 static REGISTERED: &[&dyn Registered] = &[
     &Registration::<wharf_keyvalue::KeyValueCapability>(PhantomData),
     &Registration::<wharf_config::ConfigCapability>(PhantomData),
+    &Registration::<wharf_blobstore::BlobstoreCapability>(PhantomData),
     &Registration::<wharf_messaging::MessagingCapability>(PhantomData),
 ];
 

@@ -9,12 +9,14 @@
 //!   and idle timeout, accept back-off.
 pub mod listener;
 pub mod manifest;
+mod p3;
 pub mod messaging;
 pub mod router;
 pub mod server;
 
 pub use listener::ListenerOptions;
-pub use manifest::{AppManifest, ComponentSpec, ManifestError};
+pub use manifest::{AppManifest, ComponentSpec, ManifestError, ReuseSpec};
 pub use messaging::{MessagingTrigger, MessagingTriggerSpec};
+pub use p3::Reuse;
 pub use router::{RouteError, Router};
 pub use server::{Server, ServerOptions, Target};

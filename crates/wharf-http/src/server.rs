@@ -13,21 +13,33 @@ use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::handler::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wharf_host::{HostState, RunError, Sandbox, Stdio, WharfEngine, guest_failure};
 
+use crate::p3::{Pool, Reuse, hold_permit};
 use crate::router::Router;
 
-/// One routable component: linked once at startup, instantiated per request.
+/// One routable component: linked once at startup, instantiated per request (or, with
+/// [`Reuse`], per several requests).
 pub struct Target {
     /// The component's name (in logs and as the guest's `argv[0]`).
     pub name: String,
-    /// The component, linked as a `wasi:http/proxy`.
+    /// The component, linked as a `wasi:http/handler@0.3.x` service or a `wasi:http/proxy@0.2.x`.
     pub pre: ProxyPre<HostState>,
     /// Its policy, made ready.
     pub sandbox: Sandbox,
+    /// How its instances are reused ([`Reuse::P3_DEFAULT`] / [`Reuse::P2_DEFAULT`] unless set).
+    pub reuse: Reuse,
+}
+
+impl Target {
+    /// Whether requests go through an instance pool: always for WASI 0.3 (whose handler is
+    /// driven by the store's event loop), for 0.2 only when reuse is asked for.
+    fn pooled(&self) -> bool {
+        matches!(self.pre, ProxyPre::P3(_)) || self.reuse.reuses()
+    }
 }
 
 /// Server-wide limits.
@@ -45,23 +57,30 @@ pub struct ServerOptions {
 pub struct Server {
     engine: WharfEngine,
     targets: Vec<Arc<Target>>,
+    // The instance pool of each target that has one (same index as `targets`).
+    pools: Vec<Option<Pool>>,
     router: Router,
     permits: Arc<Semaphore>,
     options: ServerOptions,
 }
 
 /// Why a request produced no response from its component.
-struct Failure {
-    status: StatusCode,
-    message: String,
+#[derive(Clone)]
+pub(crate) struct Failure {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
 }
 
 impl Server {
     /// An app whose `router` indexes `targets`.
     pub fn new(engine: WharfEngine, targets: Vec<Target>, router: Router, options: ServerOptions) -> Arc<Self> {
+        let targets: Vec<Arc<Target>> = targets.into_iter().map(Arc::new).collect();
+        let pools =
+            targets.iter().map(|target| target.pooled().then(|| Pool::new(engine.clone(), target.clone()))).collect();
         Arc::new(Server {
             engine,
-            targets: targets.into_iter().map(Arc::new).collect(),
+            targets,
+            pools,
             router,
             permits: Arc::new(Semaphore::new(options.max_concurrency)),
             options,
@@ -91,7 +110,7 @@ impl Server {
         let path = request.uri().path().to_string();
         let (response, component) = match self.router.route(&path) {
             None => (plain(StatusCode::NOT_FOUND, format!("no route for {path}\n")), "-"),
-            Some(index) => (self.call(self.targets[index].clone(), request).await, self.targets[index].name.as_str()),
+            Some(index) => (self.call(index, request).await, self.targets[index].name.as_str()),
         };
         tracing::info!(
             target: "wharf::access",
@@ -102,11 +121,18 @@ impl Server {
         response
     }
 
-    async fn call(&self, target: Arc<Target>, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+    async fn call(&self, index: usize, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        let target = self.targets[index].clone();
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             let busy = format!("server busy: {} requests in flight\n", self.options.max_concurrency);
             return plain(StatusCode::SERVICE_UNAVAILABLE, busy);
         };
+        if let Some(pool) = &self.pools[index] {
+            return match pool.handle(request).await {
+                Ok(response) => response.map(|body| hold_permit(body, permit)),
+                Err(failure) => failure.into_response(&target),
+            };
+        }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let task = match self.start(target.clone(), request, sender, permit) {
             Ok(task) => task,
@@ -146,7 +172,11 @@ impl Server {
         >,
         permit: OwnedSemaphorePermit,
     ) -> Result<tokio::task::JoinHandle<Result<(), Failure>>, Failure> {
-        let internal = |e: String| Failure { status: StatusCode::INTERNAL_SERVER_ERROR, message: e };
+        let internal = Failure::internal;
+        let ProxyPre::P2(pre) = &target.pre else {
+            return Err(internal("a WASI 0.3 component must be served from its instance pool".into()));
+        };
+        let pre = pre.clone();
         let args = [target.name.clone()];
         let mut store = target.sandbox.store(&self.engine, &args, Stdio::Log).map_err(|e| internal(e.to_string()))?;
         let incoming = store
@@ -158,7 +188,7 @@ impl Server {
         Ok(tokio::spawn(async move {
             let _permit = permit;
             let run = async {
-                let proxy = target.pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
+                let proxy = pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, incoming, outparam)
@@ -190,7 +220,12 @@ impl Server {
 }
 
 impl Failure {
-    fn from_run_error(error: RunError) -> Self {
+    /// A 500 with `message`.
+    pub(crate) fn internal(message: String) -> Self {
+        Failure { status: StatusCode::INTERNAL_SERVER_ERROR, message }
+    }
+
+    pub(crate) fn from_run_error(error: RunError) -> Self {
         let status = match error {
             RunError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -198,7 +233,7 @@ impl Failure {
         Failure { status, message: error.to_string() }
     }
 
-    fn into_response(self, target: &Target) -> Response<HyperOutgoingBody> {
+    pub(crate) fn into_response(self, target: &Target) -> Response<HyperOutgoingBody> {
         let first_line = self.message.lines().next().unwrap_or_default();
         tracing::warn!(component = %target.name, "request failed: {first_line}");
         plain(self.status, format!("{}: {first_line}\n", self.status))

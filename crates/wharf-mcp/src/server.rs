@@ -22,8 +22,9 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
 use crate::gate::{self, HttpLimits, Sessions};
-use crate::manage;
-use crate::toolbox::{Outcome, Session, ToolComponent, Toolbox};
+use crate::talk::{LogFilter, Talk};
+use crate::toolbox::{Caller, Outcome, Session, ToolComponent, Toolbox};
+use crate::{jsonrpc, manage};
 
 /// The MCP path of the HTTP transport.
 pub const MCP_PATH: &str = "/mcp";
@@ -51,6 +52,8 @@ struct Shared {
     loader: Option<Arc<dyn Loader>>,
     // Clients to tell when the tool list changes.
     peers: StdMutex<Vec<Peer<RoleServer>>>,
+    // Which session loaded which component (`wharf.unload` checks it).
+    loads: manage::ClientLoads,
 }
 
 /// One MCP session's handler: the shared tools and this session's instances and handles.
@@ -58,6 +61,8 @@ struct Shared {
 pub struct McpHandler {
     shared: Arc<Shared>,
     session: Arc<Session>,
+    // The level the client set with `logging/setLevel`, for guests' log messages.
+    logs: LogFilter,
 }
 
 impl McpHandler {
@@ -65,11 +70,13 @@ impl McpHandler {
     /// `wharf.unload` and `wharf.list`.
     pub fn new(toolbox: Arc<Toolbox>, loader: Option<Arc<dyn Loader>>) -> Self {
         let session = Arc::new(toolbox.session());
-        McpHandler { shared: Arc::new(Shared { toolbox, loader, peers: StdMutex::default() }), session }
+        let shared = Arc::new(Shared { toolbox, loader, peers: StdMutex::default(), loads: Default::default() });
+        McpHandler { shared, session, logs: LogFilter::default() }
     }
 
     fn for_new_session(&self) -> Self {
-        McpHandler { shared: self.shared.clone(), session: Arc::new(self.shared.toolbox.session()) }
+        let session = Arc::new(self.shared.toolbox.session());
+        McpHandler { shared: self.shared.clone(), session, logs: LogFilter::default() }
     }
 
     fn tools(&self) -> Vec<Tool> {
@@ -119,10 +126,12 @@ pub fn call_result(outcome: Outcome) -> CallToolResult {
 }
 
 impl ServerHandler for McpHandler {
+    #[allow(deprecated)] // logging is deprecated only from protocol 2026-07-28 on (SEP-2577)
     fn get_info(&self) -> ServerConfig {
+        // `logging`: guests send log messages through `wharf:mcp/context`.
         let capabilities = match self.shared.loader {
-            Some(_) => ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build(),
-            None => ServerCapabilities::builder().enable_tools().build(),
+            Some(_) => ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_logging().build(),
+            None => ServerCapabilities::builder().enable_tools().enable_logging().build(),
         };
         InitializeResult::new(capabilities)
             .with_server_info(Implementation::new("wharf", env!("CARGO_PKG_VERSION")))
@@ -151,14 +160,54 @@ impl ServerHandler for McpHandler {
         }
     }
 
+    #[allow(deprecated)] // logging is deprecated only from protocol 2026-07-28 on (SEP-2577)
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let level = serde_json::to_value(request.level).unwrap_or_default();
+        match level.as_str() {
+            Some(level) if self.logs.set(level) => Ok(()),
+            _ => Err(ErrorData::invalid_params(format!("unknown log level {level}"), None)),
+        }
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, ErrorData> {
+        // rmcp reads a `tools/call` it cannot parse (no `name`, `arguments` not an object) as
+        // an unknown method; the method is known, its parameters are wrong.
+        if request.method == "tools/call" {
+            let why = "tools/call needs params {\"name\": TOOL, \"arguments\": {...}} with `name` a string and \
+                       `arguments` an object";
+            return Err(ErrorData::invalid_params(why, None));
+        }
+        Err(ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            format!("unknown method `{}`", request.method),
+            None,
+        ))
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
         if let Some(loader) = &self.shared.loader
-            && let Some(result) = manage::call(&self.shared.toolbox, loader.as_ref(), &request.name, &args).await
+            && let Some(result) = manage::call(
+                &self.shared.toolbox,
+                loader.as_ref(),
+                &self.shared.loads,
+                Arc::as_ptr(&self.session) as usize,
+                &request.name,
+                &args,
+            )
+            .await
         {
             if result.changed {
                 self.announce_tool_list_changed().await;
@@ -166,7 +215,9 @@ impl ServerHandler for McpHandler {
             return Ok(result.result.into());
         }
         let started = std::time::Instant::now();
-        let Some(outcome) = self.session.call(&request.name, &args).await else {
+        let talk = Talk::new(context.peer.clone(), context.meta.get_progress_token(), self.logs.clone());
+        let caller = Caller { talk, cancel: context.ct.clone() };
+        let Some(outcome) = self.session.call_as(&request.name, &args, &caller).await else {
             return Err(ErrorData::invalid_params(format!("unknown tool `{}`", request.name), None));
         };
         let status = match &outcome {
@@ -179,15 +230,51 @@ impl ServerHandler for McpHandler {
         if let Outcome::Failed(failure) = &outcome {
             tracing::warn!(tool = %request.name, "{failure}");
         }
-        Ok(call_result(outcome).into())
+        let mut result = call_result(outcome);
+        // Content the guest added (images, resources, ...) is the result's content.
+        let added = caller.talk.content();
+        if !added.is_empty() {
+            result.content = added;
+        }
+        Ok(result.into())
     }
 }
 
 /// Serves MCP on stdin/stdout until the client closes stdin.
 pub async fn serve_stdio(toolbox: Arc<Toolbox>, loader: Option<Arc<dyn Loader>>) -> anyhow::Result<()> {
-    let service = McpHandler::new(toolbox, loader).serve(rmcp::transport::stdio()).await?;
-    service.waiting().await?;
-    Ok(())
+    let (stdin, stdout) = rmcp::transport::stdio();
+    serve_lines(toolbox, loader, stdin, stdout).await
+}
+
+/// Serves MCP on newline-delimited JSON-RPC: rmcp behind a filter that answers lines that are
+/// not JSON with `-32700` (rmcp ignores them, leaving the client waiting).
+async fn serve_lines(
+    toolbox: Arc<Toolbox>,
+    loader: Option<Arc<dyn Loader>>,
+    input: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    output: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
+) -> anyhow::Result<()> {
+    let (to_rmcp, rmcp_in) = tokio::io::duplex(64 * 1024);
+    let (rmcp_out, from_rmcp) = tokio::io::duplex(64 * 1024);
+    let output: Arc<tokio::sync::Mutex<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>> =
+        Arc::new(tokio::sync::Mutex::new(Box::new(output)));
+    let filter = tokio::spawn({
+        let output = output.clone();
+        async move { jsonrpc::filter_lines(input, to_rmcp, &output).await }
+    });
+    let copy = tokio::spawn({
+        let output = output.clone();
+        async move { jsonrpc::copy_lines(from_rmcp, &output).await }
+    });
+    let service = McpHandler::new(toolbox, loader).serve((rmcp_in, rmcp_out)).await;
+    let result = match service {
+        Ok(service) => service.waiting().await.map(drop).map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
+    filter.abort();
+    // rmcp's last replies are in the pipe: let them reach the client.
+    let _ = copy.await;
+    result
 }
 
 /// Serves streamable HTTP at [`MCP_PATH`] on `listener` until `shutdown` resolves. Requests
@@ -253,6 +340,16 @@ impl Gate {
                 return response;
             }
         }
+        // A body that is not a JSON-RPC message gets 400 and a JSON-RPC error (rmcp: 415, plain
+        // text), before it can cost a session.
+        let request = if request.method() == hyper::Method::POST && is_json(&request) {
+            match jsonrpc::check_post(request).await {
+                Ok(request) => request.map(|body| body.map_err(|never| match never {}).boxed()),
+                Err(response) => return response,
+            }
+        } else {
+            request.map(|body| body.boxed())
+        };
         let session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
         match &session {
             Some(id) => self.sessions.touch(id),
@@ -287,6 +384,15 @@ fn plain(status: StatusCode, text: String) -> Response<BoxBody<Bytes, Infallible
     response
 }
 
+/// Whether the request says its body is JSON (otherwise rmcp answers `415`, rightly).
+fn is_json<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
 fn http_config(address: SocketAddr) -> StreamableHttpServerConfig {
     let ip = address.ip().to_string();
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into(), "[::1]".into()];

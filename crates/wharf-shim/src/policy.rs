@@ -16,12 +16,11 @@
 //! - key-value stores from `WHARF_RUNTIME_CONFIG` (a path inside the container to a file in
 //!   `wharf run --runtime-config` syntax: `[keyvalue.stores.NAME]`); without it the `default`
 //!   store is in memory, living as long as the container (its filesystem may be read-only).
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use serde::Deserialize;
-use wharf_keyvalue::{DEFAULT_STORE, StoreConfig, Stores};
+use wharf_host::Backends;
+use wharf_host::capabilities::RuntimeContext;
 
 use wharf_host::Policy;
 use wharf_host::policy::{DirGrant, EnvGrant, PolicyError};
@@ -86,22 +85,8 @@ pub struct Settings {
     pub policy: Policy,
     /// Where a `wasi:http` component listens.
     pub http_addr: std::net::SocketAddr,
-    /// The key-value stores granted buckets live in.
-    pub stores: Stores,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RuntimeConfig {
-    #[serde(default)]
-    keyvalue: KeyValueSection,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct KeyValueSection {
-    #[serde(default)]
-    stores: BTreeMap<String, StoreConfig>,
+    /// Every capability's backends (key-value stores, ...) the grants bind to.
+    pub backends: Backends,
 }
 
 impl Settings {
@@ -133,16 +118,16 @@ impl Settings {
             let base = Path::new(path).parent().unwrap_or(root);
             policy = policy.merge(parse(&text, &format!("{ENV_POLICY_FILE}={path}"), base)?);
         }
-        let stores = match lookup(ENV_RUNTIME_CONFIG) {
+        let backends = match lookup(ENV_RUNTIME_CONFIG) {
             Some(path) => {
                 let text = read_file(Path::new(path)).map_err(|source| SettingsError::File {
                     var: ENV_RUNTIME_CONFIG,
                     path: path.to_string(),
                     source,
                 })?;
-                stores(&text, Path::new(path))?
+                backends(&text, Path::new(path))?
             }
-            None => memory_default(Stores::default()),
+            None => backends("", root)?,
         };
         let http_addr = lookup(ENV_HTTP_ADDR).unwrap_or(DEFAULT_HTTP_ADDR);
         let http_addr = http_addr.parse().map_err(|_| SettingsError::HttpAddr(http_addr.to_string()))?;
@@ -164,31 +149,31 @@ impl Settings {
 
         let granted: BTreeSet<String> = policy.dirs.iter().map(|d| d.guest.clone()).collect();
         policy.dirs.extend(mount_grants(mountinfo).into_iter().filter(|d| !granted.contains(&d.guest)));
-        Ok(Settings { policy, http_addr, stores })
+        Ok(Settings { policy, http_addr, backends })
     }
 }
 
-/// The stores of a runtime-config file (relative redb paths are relative to the file), with an
-/// in-memory `default` unless the file defines one.
-fn stores(text: &str, path: &Path) -> Result<Stores, SettingsError> {
+/// Where embedded default backends would keep files inside the container (its filesystem is
+/// ephemeral, and may be read-only).
+const DATA_DIR: &str = "/var/lib/wharf";
+
+/// The backends of a runtime-config file's `text` at `path` (relative paths are relative to
+/// it), with the key-value store `default` in memory unless the file defines one: a container's
+/// files do not outlive it, so a redb file there would only pretend to persist.
+fn backends(text: &str, path: &Path) -> Result<Backends, SettingsError> {
     let bad = |message: String| SettingsError::RuntimeConfig { path: path.display().to_string(), message };
-    let config: RuntimeConfig = toml::from_str(text).map_err(|e| bad(e.message().trim().replace('\n', " ")))?;
-    let mut stores = Stores::default();
-    let base = path.parent().unwrap_or(Path::new("/"));
-    for (name, mut store) in config.keyvalue.stores {
-        if let StoreConfig::Redb { path } = &mut store {
-            *path = base.join(&*path);
-        }
-        stores.insert(&name, store.build(&name).map_err(|e| bad(e.to_string()))?);
+    let mut sections: toml::Table = toml::from_str(text).map_err(|e| bad(e.message().trim().replace('\n', " ")))?;
+    let stores = sections
+        .entry("keyvalue")
+        .or_insert_with(|| toml::Table::new().into())
+        .as_table_mut()
+        .map(|kv| kv.entry("stores").or_insert_with(|| toml::Table::new().into()));
+    if let Some(toml::Value::Table(stores)) = stores {
+        stores.entry("default").or_insert_with(|| toml::toml! { type = "memory" }.into());
     }
-    Ok(memory_default(stores))
-}
-
-fn memory_default(mut stores: Stores) -> Stores {
-    if stores.get(DEFAULT_STORE).is_none() {
-        stores.insert(DEFAULT_STORE, Arc::new(wharf_keyvalue::MemoryStore::new()));
-    }
-    stores
+    let base = if path == Path::new("/") { path } else { path.parent().unwrap_or(Path::new("/")) };
+    let context = RuntimeContext { base: base.to_path_buf(), data_dir: PathBuf::from(DATA_DIR) };
+    Backends::new(&sections, &context).map_err(|e| bad(e.to_string()))
 }
 
 fn parse(text: &str, origin: &str, base: &Path) -> Result<Policy, SettingsError> {
@@ -318,6 +303,22 @@ mod tests {
         assert_eq!(s.policy.timeout, Some(std::time::Duration::from_secs(7)));
         assert_eq!(s.policy.env.iter().filter(|g| g.name == "FROM_POD").count(), 1);
         assert!(!s.policy.env.iter().any(|g| g.name.starts_with("WHARF_")));
+    }
+
+    #[test]
+    fn keyvalue_grants_bind_to_an_in_memory_default_or_the_runtime_config() {
+        let e = env(&["WHARF_POLICY=keyvalue = [\"counters\", \"cache=shared\"]"]);
+        let s = Settings::new(&e[..1], None, "", no_file).unwrap();
+        // `default` exists without any file; `shared` does not.
+        let err = wharf_host::Sandbox::new(&s.policy, &s.backends, |_| None).unwrap_err().to_string();
+        assert!(err.contains("shared"), "{err}");
+        let config = |_: &Path| Ok("[keyvalue.stores.shared]\ntype = \"memory\"\n".to_string());
+        let e = env(&[e[0].as_str(), "WHARF_RUNTIME_CONFIG=/etc/wharf/runtime.toml"]);
+        let s = Settings::new(&e, None, "", config).unwrap();
+        wharf_host::Sandbox::new(&s.policy, &s.backends, |_| None).unwrap();
+        let bad = |_: &Path| Ok("[nonsense]\n".to_string());
+        let err = Settings::new(&e, None, "", bad).unwrap_err().to_string();
+        assert!(err.starts_with("in WHARF_RUNTIME_CONFIG=/etc/wharf/runtime.toml: unknown section"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod commands;
 mod dirs;
 mod exit;
 mod policy_args;
+mod resolver;
 mod runtime_config;
 
 /// Run WebAssembly components, sandboxed by default.

@@ -11,6 +11,9 @@
 //! - `/env`: prints the environment; anything else: a greeting naming this component.
 //! - `/forge-log`: writes lines to stdout and stderr that imitate wharf's access log, with a
 //!   carriage return and terminal escapes, then 1 MiB more (to forge or flood the server log).
+//! - `/lookups?name=SUFFIX&n=N`: starts N name lookups (`0.SUFFIX`, `1.SUFFIX`, ...) at once
+//!   without waiting for them, and answers how many started and how many were refused.
+//! - `/read?path=PATH`: answers the file's contents.
 use std::io::{Read, Write};
 
 use wasip2::http::outgoing_handler;
@@ -132,6 +135,23 @@ impl wasip2::exports::http::incoming_handler::Guest for Echo {
                     writeln!(w, "{k}={v}").unwrap();
                 }
             }),
+            "/lookups" => {
+                let suffix = query_param(query, "name").unwrap_or_default();
+                let n: usize = query_param(query, "n").and_then(|n| n.parse().ok()).unwrap_or(0);
+                let network = wasip2::sockets::instance_network::instance_network();
+                let (mut started, mut refused) = (Vec::new(), 0);
+                for i in 0..n {
+                    match wasip2::sockets::ip_name_lookup::resolve_addresses(&network, &format!("{i}.{suffix}")) {
+                        Ok(stream) => started.push(stream),
+                        Err(_) => refused += 1,
+                    }
+                }
+                respond(out, 200, text, |w| write!(w, "started {}, refused {refused}", started.len()).unwrap());
+            }
+            "/read" => match std::fs::read(query_param(query, "path").unwrap_or_default()) {
+                Ok(bytes) => respond(out, 200, text, |w| w.write_all(&bytes).unwrap()),
+                Err(e) => respond(out, 500, text, |w| write!(w, "read failed: {e}").unwrap()),
+            },
             _ => respond(out, 200, text, |w| w.write_all(b"hello from http_echo\n").unwrap()),
         }
     }

@@ -98,9 +98,16 @@ impl Containerd {
         self.dir().join("containerd.sock")
     }
 
-    /// The daemon's log (for failure messages).
+    /// The daemon's log (with the shims' lines).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// The last 40 lines of the log, without plugin loading (for failure messages).
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().filter(|l| !l.contains("plugin")).collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// `ctr --address SOCKET --namespace wharf-test ARGS`, run to completion (stdin closed).

@@ -17,7 +17,7 @@ fn command_prints_and_returns_its_exit_code() {
     let image = ctd.import_tar_layout("cli_echo", guests::CLI_ECHO.as_ref(), &[]);
     // Rust's std exits with 1 for any failure code (`wasi:cli/exit.exit(err)`).
     let ran = ctd.run(&[], &image, "echo", &["/cli_echo.wasm", "args", "stderr", "to-stderr", "exit", "7"]);
-    assert_eq!(ran.code, 1, "{ran:?}\n{}", ctd.log());
+    assert_eq!(ran.code, 1, "{ran:?}\n{}", ctd.log_tail());
     assert_eq!(ran.stdout, "/cli_echo.wasm\nargs\nstderr\nto-stderr\nexit\n7\n", "{ran:?}");
     assert!(ran.stderr.contains("to-stderr"), "{ran:?}");
 
@@ -120,7 +120,7 @@ fn kill_and_delete_leave_no_process_mount_or_cgroup() {
     let mut all = vec!["run", "-d", "--runtime", "io.containerd.wharf.v1", "--platform", "wasi/wasm"];
     all.extend([image.as_str(), "spin"]);
     let started = ctd.ctr_text(&all);
-    assert_eq!(started.code, 0, "{started:?}\n{}", ctd.log());
+    assert_eq!(started.code, 0, "{started:?}\n{}", ctd.log_tail());
     wait_for_status(&ctd, "spin", "RUNNING");
     assert!(!ctd.processes().is_empty(), "expected a shim process while the task runs");
     assert!(!ctd.cgroups().is_empty(), "expected the container's cgroup while the task runs");
@@ -131,7 +131,7 @@ fn kill_and_delete_leave_no_process_mount_or_cgroup() {
     assert_eq!(ctd.ctr_text(&["containers", "delete", "spin"]).code, 0);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(ctd.processes().is_empty() && ctd.mounts().is_empty()) {
-        assert!(Instant::now() < deadline, "left behind: {:?} {:?}\n{}", ctd.processes(), ctd.mounts(), ctd.log());
+        assert!(Instant::now() < deadline, "left behind: {:?} {:?}\n{}", ctd.processes(), ctd.mounts(), ctd.log_tail());
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -165,13 +165,13 @@ fn http_component_answers_through_the_shim() {
     let mut all = vec!["run", "-d", "--runtime", "io.containerd.wharf.v1", "--platform", "wasi/wasm", "--net-host"];
     all.extend(["--env", &addr, &image, "web"]);
     let started = ctd.ctr_text(&all);
-    assert_eq!(started.code, 0, "{started:?}\n{}", ctd.log());
+    assert_eq!(started.code, 0, "{started:?}\n{}", ctd.log_tail());
     let deadline = Instant::now() + Duration::from_secs(120);
     let response = loop {
         if let Some(response) = get(port, "/hello") {
             break response;
         }
-        assert!(Instant::now() < deadline, "no answer on port {port}\n{}", ctd.log());
+        assert!(Instant::now() < deadline, "no answer on port {port}\n{}", ctd.log_tail());
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -224,7 +224,7 @@ fn wg_artifact_runs_from_the_content_store_compiled_once() {
     for id in ["wg-first", "wg-second"] {
         artifact::create_container(&ctd, id, &image, &["cli_env"], &["FROM_POD=1"]);
         let ran = ctd.ctr_text(&["tasks", "start", id]);
-        assert_eq!(ran.code, 0, "{ran:?}\n{}", ctd.log());
+        assert_eq!(ran.code, 0, "{ran:?}\n{}", ctd.log_tail());
         let lines: Vec<&str> = ran.stdout.lines().collect();
         assert!(lines.contains(&"FROM_POLICY=yes") && lines.contains(&"FROM_POD=1"), "{ran:?}");
         // `ctr tasks start` (attached) deletes the task when it exits.
@@ -262,7 +262,7 @@ fn wait_for_status(ctd: &daemon::Containerd, id: &str, status: &str) {
         if tasks.stdout.lines().any(|l| l.split_whitespace().next() == Some(id) && l.contains(status)) {
             return;
         }
-        assert!(Instant::now() < deadline, "task {id} never reached {status}: {tasks:?}\n{}", ctd.log());
+        assert!(Instant::now() < deadline, "task {id} never reached {status}: {tasks:?}\n{}", ctd.log_tail());
         std::thread::sleep(Duration::from_millis(100));
     }
 }

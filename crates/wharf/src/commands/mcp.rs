@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::{Map, Value};
 use wharf_host::{Backends, EngineOptions, Host, Policy, Sandbox};
-use wharf_mcp::{Loader, Outcome, ToolComponent, Toolbox};
+use wharf_mcp::{Loader, Outcome, ToolComponent, ToolNames, Toolbox};
 
 use super::oci::{Source, parse_source};
 use super::source::SourceArgs;
@@ -29,9 +29,17 @@ pub struct McpCommand {
     http: Option<SocketAddr>,
 
     /// Offer the tools `wharf.load`, `wharf.unload` and `wharf.list`, so the client can load
-    /// more components (under the flags' policy; loading never grants anything).
-    #[arg(long)]
-    allow_load: bool,
+    /// more components from WHERE: a directory (`/srv/tools`, `./tools`; regular `.wasm` files
+    /// or layouts under it) or a registry prefix (`ghcr.io/acme/tools`). Repeatable. Loaded
+    /// components get the flags' policy; loading never grants anything.
+    #[arg(long, value_name = "WHERE")]
+    allow_load: Vec<String>,
+
+    /// How tool names are spelled: `dotted` (`types.types.echo`) or `underscore`
+    /// (`types_types_echo`, at most 64 characters, for APIs that accept only
+    /// `[a-zA-Z0-9_-]{1,64}`).
+    #[arg(long, value_name = "STYLE", default_value = "dotted")]
+    tool_names: ToolNamesArg,
 
     /// Grants for every component (`--timeout` is per call, default 30s).
     #[command(flatten)]
@@ -45,9 +53,16 @@ pub struct McpCommand {
 
     /// Components (`.wasm` file, `oci:DIR[:NAME]` or registry reference), each optionally
     /// followed by `::POLICY.toml`, a policy file for that component alone (merged over the
-    /// flags).
-    #[arg(value_name = "COMPONENT[::POLICY]", required = true)]
+    /// flags), and preceded by `NAME=` to name its tools `NAME.*` (`=` alone: no prefix).
+    #[arg(value_name = "[NAME=]COMPONENT[::POLICY]", required = true)]
     components: Vec<String>,
+}
+
+/// `--tool-names`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ToolNamesArg {
+    Dotted,
+    Underscore,
 }
 
 /// Limits and access control of `--http`.
@@ -112,10 +127,16 @@ impl McpCommand {
         if self.http.is_none() && self.http_limits.auth_token_env.is_some() {
             return Err(BadInput("--auth-token-env applies to --http only".into()).into());
         }
-        let loader = Arc::new(ComponentLoader::new(&self.policy, self.pull.clone())?);
-        let toolbox = loader.toolbox(&self.components).await?;
+        let mut loader = ComponentLoader::new(&self.policy, self.pull.clone())?;
+        loader.allowed = AllowedLoads::parse(&self.allow_load)?;
+        let loader = Arc::new(loader);
+        let names = match self.tool_names {
+            ToolNamesArg::Dotted => ToolNames::Dotted,
+            ToolNamesArg::Underscore => ToolNames::Underscore,
+        };
+        let toolbox = loader.toolbox(&self.components, names).await?;
         let count = toolbox.snapshot().functions().count();
-        let loader = self.allow_load.then_some(loader as Arc<dyn Loader>);
+        let loader = (!self.allow_load.is_empty()).then_some(loader as Arc<dyn Loader>);
         match self.http {
             None => {
                 tracing::info!("serving {count} tools on stdio");
@@ -166,17 +187,18 @@ impl CallCommand {
             Err(e) => return Err(BadInput(format!("--args is not valid JSON: {e}")).into()),
         };
         let loader = ComponentLoader::new(&self.policy, self.pull.clone())?;
-        let toolbox = loader.toolbox(std::slice::from_ref(&self.component)).await?;
+        let toolbox = loader.toolbox(std::slice::from_ref(&self.component), ToolNames::Dotted).await?;
         let snapshot = toolbox.snapshot();
         let prefix = &snapshot.components().next().expect("one component").name;
-        let full = if self.tool.starts_with(&format!("{prefix}.")) {
+        let full = if prefix.is_empty() || self.tool.starts_with(&format!("{prefix}.")) {
             self.tool.clone()
         } else {
             format!("{prefix}.{}", self.tool)
         };
         let session = toolbox.session();
         let Some(outcome) = session.call(&full, &args).await else {
-            let known = snapshot.functions().map(|f| &f.name[prefix.len() + 1..]).collect::<Vec<_>>().join(", ");
+            let short = |name: &'_ str| name.strip_prefix(&format!("{prefix}.")).unwrap_or(name).to_string();
+            let known = snapshot.functions().map(|f| short(&f.name)).collect::<Vec<_>>().join(", ");
             return Err(BadInput(format!("{} has no tool `{}` (tools: {known})", self.component, self.tool)).into());
         };
         match outcome {
@@ -200,36 +222,61 @@ struct ComponentLoader {
     base: Policy,
     backends: Backends,
     pull: SourceArgs,
+    /// Where `wharf.load` may read from (`--allow-load`).
+    allowed: AllowedLoads,
 }
 
 impl ComponentLoader {
     fn new(flags: &PolicyArgs, pull: SourceArgs) -> anyhow::Result<Self> {
-        let host = super::new_host(&EngineOptions::default())?;
-        Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, pull })
+        let mut host = super::new_host(&EngineOptions::default())?;
+        // Tools may talk back to the client (progress, logs, content, sampling, elicitation).
+        wharf_mcp::talk::add_to_linker(host.linker_mut())?;
+        let allowed = AllowedLoads::default();
+        Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, pull, allowed })
     }
 
-    /// Loads every `COMPONENT[::POLICY]`; a bad input fails here, before anything is served.
-    async fn toolbox(&self, inputs: &[String]) -> anyhow::Result<Arc<Toolbox>> {
+    /// Loads every `[NAME=]COMPONENT[::POLICY]`; a bad input fails here, before anything is
+    /// served.
+    async fn toolbox(&self, inputs: &[String], names: ToolNames) -> anyhow::Result<Arc<Toolbox>> {
         let mut components = Vec::new();
         for input in inputs {
+            let (name, input) = split_name(input);
             let (source, policy) = match input.split_once("::") {
                 Some((source, file)) => (source, self.base.clone().merge(read_policy_file(Path::new(file))?)),
-                None => (input.as_str(), self.base.clone()),
+                None => (input, self.base.clone()),
             };
-            components.push(self.load(source, policy).await?);
+            components.push(self.load_named(source, name, policy).await?);
         }
-        Ok(Arc::new(Toolbox::new(self.host.engine().clone(), components)))
+        Ok(Arc::new(Toolbox::with_names(self.host.engine().clone(), names, components)))
     }
 
-    async fn load(&self, source: &str, mut policy: Policy) -> anyhow::Result<ToolComponent> {
+    /// Loads `source` with tools named `name.*` (`Some("")`: no prefix), by default after its
+    /// file or repository name.
+    async fn load_named(&self, source: &str, name: Option<&str>, policy: Policy) -> anyhow::Result<ToolComponent> {
+        let loaded = self.pull.load(source).await?;
+        self.build(source, name, loaded, policy)
+    }
+
+    /// Builds the tools of `loaded`, named `name.*` (`Some("")`: no prefix), by default after
+    /// its file or repository name.
+    fn build(
+        &self,
+        source: &str,
+        name: Option<&str>,
+        loaded: super::source::Loaded,
+        mut policy: Policy,
+    ) -> anyhow::Result<ToolComponent> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
         let sandbox = Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
+            .map(|sandbox| sandbox.with_dns(crate::resolver::dns()))
             .with_context(|| format!("component {source}"))?;
-        let loaded = self.pull.load(source).await?;
         loaded.check_declared_imports()?;
         let (component, _) = self.host.load(&loaded.name, &loaded.bytes)?;
         let pre = self.host.prepare(source, &component)?;
-        let name = component_name(source)?;
+        let name = match name {
+            Some(name) => name.to_string(),
+            None => component_name(source)?,
+        };
         Ok(ToolComponent::new(self.host.engine(), &name, &component, &loaded.bytes, pre, sandbox))
     }
 }
@@ -237,7 +284,26 @@ impl ComponentLoader {
 impl Loader for ComponentLoader {
     /// `wharf.load` from the client: the flags' policy only, never a `::POLICY` of its choosing.
     fn load(&self, source: String) -> Pin<Box<dyn Future<Output = anyhow::Result<ToolComponent>> + Send + '_>> {
-        Box::pin(async move { self.load(&source, self.base.clone()).await })
+        Box::pin(async move {
+            let loaded = match self.allowed.check(&source)? {
+                Some(file) => super::source::Loaded { name: source.clone(), bytes: file, declared_imports: None },
+                None => self.pull.load(&source).await?,
+            };
+            self.build(&source, None, loaded, self.base.clone())
+        })
+    }
+}
+
+/// `NAME=REST` -> (`Some(NAME)`, `REST`) when NAME is empty or a plain name
+/// (`[A-Za-z0-9_-]`), so a path such as `./a=b.wasm` is never split.
+fn split_name(input: &str) -> (Option<&str>, &str) {
+    match input.split_once('=') {
+        Some((name, rest))
+            if !rest.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) =>
+        {
+            (Some(name), rest)
+        }
+        _ => (None, input),
     }
 }
 
@@ -252,4 +318,81 @@ fn component_name(source: &str) -> anyhow::Result<String> {
         Source::Registry(reference) => Some(reference.repository().rsplit('/').next().unwrap_or_default().to_string()),
     };
     Ok(name.filter(|n| !n.is_empty()).unwrap_or_else(|| "component".into()))
+}
+
+/// The most a component loaded with `wharf.load` may weigh.
+const MAX_LOAD_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Where `wharf.load` may read from: directories (canonical) and registry prefixes.
+#[derive(Debug, Default)]
+struct AllowedLoads {
+    dirs: Vec<std::path::PathBuf>,
+    registries: Vec<String>,
+}
+
+impl AllowedLoads {
+    /// `--allow-load` values: a path (starting with `/` or `.`) must be an existing directory;
+    /// anything else is a registry prefix `host[:port]/path`.
+    fn parse(values: &[String]) -> anyhow::Result<AllowedLoads> {
+        let mut allowed = AllowedLoads::default();
+        for value in values {
+            if value.starts_with(['/', '.']) {
+                let dir = std::fs::canonicalize(value)
+                    .ok()
+                    .filter(|d| d.is_dir())
+                    .ok_or_else(|| BadInput(format!("--allow-load {value}: not an existing directory")))?;
+                allowed.dirs.push(dir);
+            } else {
+                let prefix = value.trim_end_matches('/').to_ascii_lowercase();
+                if !prefix.contains('/') || prefix.contains("://") {
+                    return Err(BadInput(format!(
+                        "--allow-load {value}: neither a directory (./dir, /dir) nor a registry prefix (host[:port]/path)"
+                    ))
+                    .into());
+                }
+                allowed.registries.push(prefix);
+            }
+        }
+        Ok(allowed)
+    }
+
+    /// Checks a client's `wharf.load` source against the allowed places. A file is read here,
+    /// once (regular files only, size-capped), and returned; other sources load as usual.
+    /// Refusals never say whether a path exists outside the allowed directories.
+    fn check(&self, source: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let refused = || anyhow::anyhow!("not under any --allow-load location");
+        if source.contains("::") {
+            anyhow::bail!("a policy file cannot be named by the client");
+        }
+        let under = |path: &Path| -> anyhow::Result<std::path::PathBuf> {
+            let real = std::fs::canonicalize(path).map_err(|_| refused())?;
+            if self.dirs.iter().any(|dir| real.starts_with(dir)) { Ok(real) } else { Err(refused()) }
+        };
+        match parse_source(source)? {
+            Source::File(path) => {
+                use std::io::Read;
+                let real = under(&path)?;
+                let file = std::fs::File::open(&real).map_err(|_| refused())?;
+                let meta = file.metadata()?;
+                if !meta.is_file() {
+                    anyhow::bail!("not a regular file");
+                }
+                if meta.len() > MAX_LOAD_BYTES {
+                    anyhow::bail!("larger than {MAX_LOAD_BYTES} bytes");
+                }
+                let mut bytes = Vec::new();
+                file.take(MAX_LOAD_BYTES + 1).read_to_end(&mut bytes)?;
+                if bytes.len() as u64 > MAX_LOAD_BYTES {
+                    anyhow::bail!("larger than {MAX_LOAD_BYTES} bytes");
+                }
+                Ok(Some(bytes))
+            }
+            Source::Layout { dir, .. } => under(&dir).map(|_| None),
+            Source::Registry(reference) => {
+                let name = format!("{}/{}", reference.registry(), reference.repository()).to_ascii_lowercase();
+                let matches = |p: &String| name == *p || name.starts_with(&format!("{p}/"));
+                if self.registries.iter().any(matches) { Ok(None) } else { Err(refused()) }
+            }
+        }
+    }
 }

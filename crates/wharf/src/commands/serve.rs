@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use wharf_host::policy::parse_duration;
 use wharf_host::{EngineOptions, Host, PoolOptions, Sandbox, WharfEngine};
-use wharf_http::{AppManifest, MessagingTrigger, Server, ServerOptions, Target};
+use wharf_http::{AppManifest, MessagingTrigger, Reuse, ReuseSpec, Server, ServerOptions, Target};
 
 use super::oci::{Source, parse_source};
 use super::source::SourceArgs;
@@ -35,6 +35,22 @@ pub struct ServeCommand {
 
     #[command(flatten)]
     connections: ListenArgs,
+
+    /// Requests one instance serves before it is retired. Default: 128 for WASI 0.3
+    /// components, 1 (a fresh instance per request) for 0.2. A manifest's
+    /// `max_instance_reuse_count` overrides it per component.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_instance_reuse_count: Option<u32>,
+
+    /// Requests one WASI 0.3 instance serves at once (default 16; 0.2 handlers take one at a
+    /// time). Manifest key: `max_instance_concurrent_reuse_count`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_instance_concurrent_reuse_count: Option<u32>,
+
+    /// How long an idle reused instance is kept for the next request (default 1s). Manifest
+    /// key: `idle_instance_timeout`.
+    #[arg(long, value_name = "DURATION")]
+    idle_instance_timeout: Option<String>,
 
     /// Grants for a single component (`--timeout` is per request, default 30s). With a
     /// manifest, grants live in each `[component.NAME]` table instead.
@@ -83,6 +99,16 @@ impl ServeCommand {
     /// and serves until SIGINT or SIGTERM.
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let shutdown_timeout = parse_duration(&self.shutdown_timeout).context("--shutdown-timeout")?;
+        let reuse_flags = ReuseSpec {
+            max_count: self.max_instance_reuse_count.map(|n| n as usize),
+            max_concurrent: self.max_instance_concurrent_reuse_count.map(|n| n as usize),
+            idle_timeout: self
+                .idle_instance_timeout
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .context("--idle-instance-timeout")?,
+        };
         let mut app = if self.source.ends_with(".toml") {
             if self.policy.is_set() {
                 return Err(BadInput(format!(
@@ -106,7 +132,7 @@ impl ServeCommand {
             .iter()
             .map(|c| {
                 Sandbox::new(&c.policy, &backends, |name| std::env::var(name).ok())
-                    .map(|sandbox| sandbox.with_label(&c.name))
+                    .map(|sandbox| sandbox.with_label(&c.name).with_dns(crate::resolver::dns()))
                     .with_context(|| format!("component {}", c.name))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -114,7 +140,7 @@ impl ServeCommand {
         let max_memory = app.components.iter().map(|c| c.policy.memory_limit()).max().unwrap_or_default();
         let pool = PoolOptions { instances: self.max_concurrency, max_memory };
         let engine = WharfEngine::new(&EngineOptions { pooling: Some(pool) })?;
-        let host = Host::new(engine.clone(), Some(wharf_host::CompileCache::new(crate::dirs::cache_dir())))?;
+        let host = Host::new(engine.clone(), crate::dirs::compile_cache())?;
         let mut targets = Vec::new();
         // Components no route uses need not export wasi:http (message handlers).
         let mut http_index = Vec::new();
@@ -137,8 +163,11 @@ impl ServeCommand {
             }
             if app.router.targets().any(|t| t == i) || app.messaging.iter().all(|t| t.component != i) {
                 let pre = host.prepare_proxy(&spec.source, &component)?;
+                // Manifest keys first, then flags, then the generation's default.
+                let reuse = spec.reuse.or(reuse_flags.or(Reuse::default_for(&pre)));
+                tracing::debug!(component = %spec.name, ?reuse, "instance reuse");
                 http_index.push(targets.len());
-                targets.push(Target { name: spec.name.clone(), pre, sandbox });
+                targets.push(Target { name: spec.name.clone(), pre, sandbox, reuse });
             } else {
                 http_index.push(usize::MAX);
             }

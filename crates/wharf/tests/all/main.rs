@@ -1,6 +1,7 @@
 //! Integration tests: the real `wharf` binary on real guest components built from
 //! `crates/test-programs`.
 mod bad_input;
+mod blobstore;
 mod cache;
 mod config;
 mod credentials;
@@ -9,7 +10,9 @@ mod hostile;
 mod keyvalue;
 mod mcp;
 mod messaging;
+mod net;
 mod oci;
+mod p3;
 mod redis;
 mod registry;
 mod registry_limits;
@@ -21,8 +24,8 @@ mod util;
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
 use self::{
-    bad_input::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, messaging::*, oci::*, run::*, sandbox::*,
-    serve::*,
+    bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, messaging::*, net::*, oci::*,
+    p3::*, run::*, sandbox::*, serve::*,
 };
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
