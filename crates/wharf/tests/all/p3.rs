@@ -105,16 +105,6 @@ fn p3_timeout_ends_async_tasks() {
 
 // ---- serve ----
 
-fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut request = http().get(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let mut response = request.call().unwrap();
-    let body = response.body_mut().with_config().limit(u64::MAX).read_to_string().unwrap();
-    (response.status().as_u16(), body)
-}
-
 #[test]
 pub fn p3_http() {
     let server = Served::start(&["--timeout", "10s", P3_HTTP]);
