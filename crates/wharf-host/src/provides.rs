@@ -89,7 +89,8 @@ mod tests {
         assert!(!provides("wasi:keyvalue/watcher@0.2.0-draft2"));
         assert!(!provides("wasi:keyvalue/store@0.2.0-draft3"));
         assert!(provides("wasi:http/outgoing-handler@0.2.0"));
-        assert!(!provides("wasi:blobstore/container@0.2.0-draft"));
+        assert!(provides("wasi:blobstore/container@0.2.0-draft"));
+        assert!(!provides("wasi:blobstore/container@0.2.0-draft2"));
         assert!(!provides("my-function"));
         assert!(same_line("wasi:x/y@0.2.0", "wasi:x/y@0.2.7"));
         assert!(same_line("wasi:x/y@1.0.0", "wasi:x/y@1.4.2"));
