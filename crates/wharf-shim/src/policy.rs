@@ -16,15 +16,12 @@
 //! - key-value stores from `WHARF_RUNTIME_CONFIG` (a path inside the container to a file in
 //!   `wharf run --runtime-config` syntax: `[keyvalue.stores.NAME]`); without it the `default`
 //!   store is in memory, living as long as the container (its filesystem may be read-only).
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use serde::Deserialize;
-use wharf_keyvalue::{DEFAULT_STORE, StoreConfig, Stores};
-
-use wharf_host::Policy;
+use wharf_host::capabilities::RuntimeContext;
 use wharf_host::policy::{DirGrant, EnvGrant, PolicyError};
+use wharf_host::{Backends, Policy};
 
 /// Media type of a policy file shipped as a layer of the artifact.
 pub const POLICY_MEDIA_TYPE: &str = "application/vnd.wharf.policy.v1+toml";
@@ -86,22 +83,8 @@ pub struct Settings {
     pub policy: Policy,
     /// Where a `wasi:http` component listens.
     pub http_addr: std::net::SocketAddr,
-    /// The key-value stores granted buckets live in.
-    pub stores: Stores,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RuntimeConfig {
-    #[serde(default)]
-    keyvalue: KeyValueSection,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct KeyValueSection {
-    #[serde(default)]
-    stores: BTreeMap<String, StoreConfig>,
+    /// The capabilities' backends (the key-value stores granted buckets live in, ...).
+    pub backends: Backends,
 }
 
 impl Settings {
@@ -133,16 +116,16 @@ impl Settings {
             let base = Path::new(path).parent().unwrap_or(root);
             policy = policy.merge(parse(&text, &format!("{ENV_POLICY_FILE}={path}"), base)?);
         }
-        let stores = match lookup(ENV_RUNTIME_CONFIG) {
+        let backends = match lookup(ENV_RUNTIME_CONFIG) {
             Some(path) => {
                 let text = read_file(Path::new(path)).map_err(|source| SettingsError::File {
                     var: ENV_RUNTIME_CONFIG,
                     path: path.to_string(),
                     source,
                 })?;
-                stores(&text, Path::new(path))?
+                backends(&text, Path::new(path))?
             }
-            None => memory_default(Stores::default()),
+            None => backends("", Path::new("/"))?,
         };
         let http_addr = lookup(ENV_HTTP_ADDR).unwrap_or(DEFAULT_HTTP_ADDR);
         let http_addr = http_addr.parse().map_err(|_| SettingsError::HttpAddr(http_addr.to_string()))?;
@@ -164,31 +147,29 @@ impl Settings {
 
         let granted: BTreeSet<String> = policy.dirs.iter().map(|d| d.guest.clone()).collect();
         policy.dirs.extend(mount_grants(mountinfo).into_iter().filter(|d| !granted.contains(&d.guest)));
-        Ok(Settings { policy, http_addr, stores })
+        Ok(Settings { policy, http_addr, backends })
     }
 }
 
-/// The stores of a runtime-config file (relative redb paths are relative to the file), with an
-/// in-memory `default` unless the file defines one.
-fn stores(text: &str, path: &Path) -> Result<Stores, SettingsError> {
+/// The backends of a runtime-config file (relative paths are relative to the file), with an
+/// in-memory key-value store `default` unless the file defines one.
+fn backends(text: &str, path: &Path) -> Result<Backends, SettingsError> {
     let bad = |message: String| SettingsError::RuntimeConfig { path: path.display().to_string(), message };
-    let config: RuntimeConfig = toml::from_str(text).map_err(|e| bad(e.message().trim().replace('\n', " ")))?;
-    let mut stores = Stores::default();
-    let base = path.parent().unwrap_or(Path::new("/"));
-    for (name, mut store) in config.keyvalue.stores {
-        if let StoreConfig::Redb { path } = &mut store {
-            *path = base.join(&*path);
-        }
-        stores.insert(&name, store.build(&name).map_err(|e| bad(e.to_string()))?);
+    let mut sections: toml::Table = toml::from_str(text).map_err(|e| bad(e.message().trim().replace('\n', " ")))?;
+    // The container's filesystem may be read-only: no redb file unless asked for.
+    if let Some(stores) = sections
+        .entry("keyvalue")
+        .or_insert_with(|| toml::Table::new().into())
+        .as_table_mut()
+        .map(|keyvalue| keyvalue.entry("stores").or_insert_with(|| toml::Table::new().into()))
+        .and_then(toml::Value::as_table_mut)
+    {
+        stores.entry("default").or_insert_with(|| toml::toml! { type = "memory" }.into());
     }
-    Ok(memory_default(stores))
-}
-
-fn memory_default(mut stores: Stores) -> Stores {
-    if stores.get(DEFAULT_STORE).is_none() {
-        stores.insert(DEFAULT_STORE, Arc::new(wharf_keyvalue::MemoryStore::new()));
-    }
-    stores
+    let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    // Embedded defaults of other capabilities go to the container's /tmp.
+    let context = RuntimeContext { base, data_dir: PathBuf::from("/tmp/wharf") };
+    Backends::new(&sections, &context).map_err(|e| bad(e.to_string()))
 }
 
 fn parse(text: &str, origin: &str, base: &Path) -> Result<Policy, SettingsError> {

@@ -84,8 +84,7 @@ async fn run_component(ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
     };
     if exports_http(&engine, &component) {
         settings.policy.timeout.get_or_insert(DEFAULT_REQUEST_TIMEOUT);
-        let sandbox =
-            Sandbox::new(&settings.policy, spec_env)?.with_keyvalue(&settings.stores)?.with_label(&delivered.name);
+        let sandbox = Sandbox::new(&settings.policy, &settings.backends, spec_env)?.with_label(&delivered.name);
         let pre = host.prepare_proxy(&delivered.name, &component)?;
         let mut router = Router::default();
         router.add("/...", 0).expect("`/...` is a valid route");
@@ -99,7 +98,7 @@ async fn run_component(ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
         return Ok(0);
     }
 
-    let sandbox = Sandbox::new(&settings.policy, spec_env)?.with_keyvalue(&settings.stores)?;
+    let sandbox = Sandbox::new(&settings.policy, &settings.backends, spec_env)?;
     let command = host.prepare_command(&delivered.name, &component)?;
     let mut argv = ctx.args().to_vec();
     if argv.is_empty() {
