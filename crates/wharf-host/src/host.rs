@@ -6,12 +6,12 @@ use std::time::Duration;
 use wasmtime::Trap;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTableError};
 use wasmtime_wasi::I32Exit;
-use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::handler::ProxyPre;
 
 use crate::cache::{CacheStatus, CompileCache};
 use crate::engine::WharfEngine;
 use crate::expansion::Expansion;
+use crate::p3::Command;
 use crate::policy::format_size;
 use crate::sandbox::{
     HostState, MAX_INSTANCES, MAX_MEMORIES, MAX_RESOURCES, MAX_TABLE_ELEMENTS, MAX_TABLES, Sandbox, SandboxError, Stdio,
@@ -110,14 +110,19 @@ pub struct Host {
 }
 
 impl Host {
-    /// A host that links the full WASI 0.2 command world (guests built by rustc import
-    /// `wasi:cli/*@0.2.x` even for non-command worlds) plus `wasi:http` (outbound requests are
-    /// checked against the policy), and every registered capability (`wasi:keyvalue`,
-    /// `wasi:config`, ...). `cache: None` disables the compile cache.
+    /// A host that links the full WASI 0.2 and 0.3 command worlds (guests built by rustc import
+    /// `wasi:cli/*@0.2.x` even for non-command worlds, and 0.3 guests import both) plus
+    /// `wasi:http` of both generations (outbound requests are checked against the policy by the
+    /// same hook), and every registered capability (`wasi:keyvalue`, `wasi:config`, ...).
+    /// `cache: None` disables the compile cache.
     pub fn new(engine: WharfEngine, cache: Option<CompileCache>) -> wasmtime::Result<Self> {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Name lookups only for granted names, on wharf's DNS threads.
+        crate::p2_lookup::add_to_linker(&mut linker, HostState::lookups)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
         // WASI cloud interfaces; what a component may use is decided by its sandbox.
         crate::capabilities::add_to_linker(&mut linker)?;
         Ok(Host { engine, cache, linker })
@@ -132,6 +137,12 @@ impl Host {
     /// The engine components are compiled for.
     pub fn engine(&self) -> &WharfEngine {
         &self.engine
+    }
+
+    /// The linker, for an embedder that provides host interfaces of its own (`wharf mcp` adds
+    /// `wharf:mcp/context`); their per-store data lives in [`HostState::extension`].
+    pub fn linker_mut(&mut self) -> &mut Linker<HostState> {
+        &mut self.linker
     }
 
     /// Reads and compiles the component at `path`.
@@ -163,37 +174,60 @@ impl Host {
         self.linker.instantiate_pre(component).map_err(|e| link_error(name, &e))
     }
 
-    /// Links `component` as a `wasi:cli/command`, checking every import up front.
-    pub fn prepare_command(&self, name: &str, component: &Component) -> Result<CommandPre<HostState>, LoadError> {
+    /// Links `component` as a `wasi:cli/command` of WASI 0.3 or 0.2 (by what it exports),
+    /// checking every import up front.
+    pub fn prepare_command(&self, name: &str, component: &Component) -> Result<Command, LoadError> {
         let pre = self.linker.instantiate_pre(component).map_err(|e| link_error(name, &e))?;
-        CommandPre::new(pre).map_err(|e| LoadError::WrongWorld {
-            name: name.into(),
-            reason: format!("it is not a command: it does not export `wasi:cli/run` ({})", one_line(&e)),
-        })
+        let http_service = is_http_service(component, self.engine.engine());
+        let command = match Command::new(pre) {
+            Ok(command) => command,
+            Err(e) => {
+                let reason = match http_service {
+                    Some(world) => {
+                        format!("it is an HTTP component ({world}), not a command; serve it with `wharf serve`")
+                    }
+                    None => format!("it is not a command: it exports neither `wasi:cli/run@0.3.x` nor `@0.2.x` ({e})"),
+                };
+                return Err(LoadError::WrongWorld { name: name.into(), reason });
+            }
+        };
+        // rustc gives a `#![no_main]` HTTP component a `wasi:cli/run@0.2.0` that traps at once:
+        // an HTTP component without a 0.3 `run` is meant for `serve`.
+        if command.generation() == crate::Generation::P2
+            && let Some(world) = http_service
+        {
+            let reason = format!("it is an HTTP component ({world}), not a command; serve it with `wharf serve`");
+            return Err(LoadError::WrongWorld { name: name.into(), reason });
+        }
+        Ok(command)
     }
 
-    /// Links `component` as a `wasi:http/proxy`, checking every import up front.
+    /// Links `component` as a `wasi:http/handler@0.3.x` service or a `wasi:http/proxy@0.2.x`
+    /// (0.3 first, as `wasmtime serve` does), checking every import up front.
     pub fn prepare_proxy(&self, name: &str, component: &Component) -> Result<ProxyPre<HostState>, LoadError> {
         let pre = self.linker.instantiate_pre(component).map_err(|e| link_error(name, &e))?;
-        ProxyPre::new(pre).map_err(|e| LoadError::WrongWorld {
+        if let Ok(service) = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
+            return Ok(ProxyPre::P3(service));
+        }
+        wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre).map(ProxyPre::P2).map_err(|e| LoadError::WrongWorld {
             name: name.into(),
-            reason: format!("it does not export `wasi:http/incoming-handler` ({})", one_line(&e)),
+            reason: format!(
+                "it exports neither `wasi:http/handler@0.3.x` nor `wasi:http/incoming-handler@0.2.x` ({})",
+                one_line(&e)
+            ),
         })
     }
 
     /// Runs a prepared command to completion in a fresh store and returns its exit code.
     pub async fn run_command(
         &self,
-        pre: &CommandPre<HostState>,
+        pre: &Command,
         sandbox: &Sandbox,
         args: &[String],
         stdio: Stdio,
     ) -> Result<i32, RunError> {
         let mut store = sandbox.store(&self.engine, args, stdio)?;
-        let run = async {
-            let command = pre.instantiate_async(&mut store).await?;
-            command.wasi_cli_run().call_run(&mut store).await
-        };
+        let run = pre.run(&mut store);
         // The epoch deadline stops guest code; this also stops a guest blocked in a host call.
         let outcome = match sandbox.timeout() {
             Some(timeout) => match tokio::time::timeout(timeout, run).await {
@@ -226,7 +260,11 @@ pub fn guest_failure(error: &wasmtime::Error, store: &HostState, sandbox: &Sandb
             Some(RunError::Limit(format!("{MAX_TABLE_ELEMENTS} table elements (it asked for {desired})")))
         }
         _ if let Some(what) = limit_hit(error) => Some(RunError::Limit(what)),
-        (Some(trap), _) => Some(RunError::Trap(trap.to_string())),
+        (Some(trap), _) => Some(RunError::Trap(match store.stderr_tail() {
+            // What the guest said last (a panic message) is the useful part of a trap.
+            Some(said) => format!("{trap} (guest stderr: {said})"),
+            None => trap.to_string(),
+        })),
         (None, _) => None,
     }
 }
@@ -250,6 +288,20 @@ fn limit_hit(error: &wasmtime::Error) -> Option<String> {
             other => format!("its {other} count"),
         })
     })
+}
+
+/// `Some(world)` when `component` exports a `wasi:http` handler of either generation, to say
+/// so when it is given to `run`.
+fn is_http_service(component: &Component, engine: &wasmtime::Engine) -> Option<&'static str> {
+    let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
+    let has = |prefix: &str| exports.iter().any(|name| name.starts_with(prefix));
+    if has("wasi:http/handler@0.3") {
+        Some("wasi:http/handler@0.3.x")
+    } else if has("wasi:http/incoming-handler@0.2") {
+        Some("wasi:http/incoming-handler@0.2.x")
+    } else {
+        None
+    }
 }
 
 fn link_error(name: &str, e: &wasmtime::Error) -> LoadError {

@@ -19,11 +19,15 @@
 //! ```
 mod cache;
 pub mod capabilities;
+pub mod dns;
 mod engine;
 mod expansion;
 mod guest_log;
+pub mod guest_net;
 mod host;
 mod outbound;
+mod p2_lookup;
+mod p3;
 pub mod policy;
 pub mod provides;
 mod sandbox;
@@ -33,5 +37,6 @@ pub use capabilities::Backends;
 pub use engine::{EPOCH_TICK, EngineOptions, PoolOptions, WharfEngine};
 pub use expansion::Expansion;
 pub use host::{Host, LoadError, RunError, guest_failure};
+pub use p3::{Command, Generation};
 pub use policy::Policy;
 pub use sandbox::{HostState, Sandbox, SandboxError, Stdio};

@@ -7,8 +7,9 @@
 //! are not listed here: their interfaces come from their own declarations
 //! ([`crate::capabilities::interfaces`]), which a test links one by one.
 
-/// WIT packages whose interfaces the host links, with the major version line it provides
-/// (wasmtime matches any `0.2.x` import against the `0.2` line it has).
+/// WIT packages whose interfaces the host links, with the version line it provides (wasmtime
+/// matches any `0.2.x` import against the `0.2` line it has, and `0.3.x` against its `0.3.0`).
+/// WASI 0.3 has no `wasi:io`: streams and futures are component-model types.
 pub const PROVIDED_PACKAGES: &[(&str, &str)] = &[
     ("wasi:cli", "0.2"),
     ("wasi:clocks", "0.2"),
@@ -17,6 +18,12 @@ pub const PROVIDED_PACKAGES: &[(&str, &str)] = &[
     ("wasi:io", "0.2"),
     ("wasi:random", "0.2"),
     ("wasi:sockets", "0.2"),
+    ("wasi:cli", "0.3"),
+    ("wasi:clocks", "0.3"),
+    ("wasi:filesystem", "0.3"),
+    ("wasi:http", "0.3"),
+    ("wasi:random", "0.3"),
+    ("wasi:sockets", "0.3"),
 ];
 
 /// The imports in `imports` (names like `wasi:keyvalue/store@0.2.0-draft2`) that the host does
@@ -70,8 +77,13 @@ mod tests {
     fn wasi_0_2_is_provided_and_the_rest_is_not() {
         assert!(provides("wasi:cli/environment@0.2.0"));
         assert!(provides("wasi:io/streams@0.2.12"));
-        assert!(!provides("wasi:cli/environment@0.3.0"));
+        assert!(provides("wasi:cli/environment@0.3.0"));
+        assert!(provides("wasi:http/client@0.3.2"));
+        assert!(provides("wasi:http/handler@0.3.0"));
+        assert!(!provides("wasi:io/streams@0.3.0"), "WASI 0.3 has no wasi:io");
+        assert!(!provides("wasi:cli/environment@0.3.0-rc-2025-09-16"));
         assert!(!provides("wasi:cli/environment@0.20.0"));
+        assert!(!provides("wasi:cli/environment@0.30.0"));
         assert!(provides("wasi:keyvalue/store@0.2.0-draft2"));
         assert!(provides("wasi:keyvalue/atomics@0.2.0-draft"));
         assert!(!provides("wasi:keyvalue/watcher@0.2.0-draft2"));

@@ -5,16 +5,18 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
-use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capabilities::{Backends, Bound, States};
+use crate::dns::Dns;
 use crate::engine::WharfEngine;
 use crate::guest_log::LogStream;
+use crate::guest_net::GuestNet;
 use crate::outbound::OutboundHttp;
-use crate::policy::{DirGrant, NetRule, Policy, SocketGrants};
+use crate::p2_lookup::LookupView;
+use crate::policy::{DirGrant, NetGrants, Policy};
 
 /// Caps on things a policy does not mention, so that no guest can exhaust the host with
 /// tables, instances or host resources either.
@@ -63,14 +65,14 @@ pub enum Stdio {
     Log,
 }
 
-/// A policy made ready to build stores from: environment resolved, names resolved,
-/// directories checked. Build one per component and reuse it for every instance.
+/// A policy made ready to build stores from: environment resolved, directories checked. Build
+/// one per component and reuse it for every instance.
 #[derive(Clone, Debug)]
 pub struct Sandbox {
     env: Vec<(String, String)>,
     dirs: Vec<DirGrant>,
-    sockets: Arc<SocketGrants>,
-    http_rules: Arc<[NetRule]>,
+    net: Arc<NetGrants>,
+    dns: Dns,
     max_memory: u64,
     timeout: Option<Duration>,
     // Every capability's grants, bound to the process's backends.
@@ -95,8 +97,8 @@ impl Sandbox {
         Ok(Sandbox {
             env: policy.resolved_env(&host_env),
             dirs: policy.dirs.clone(),
-            sockets: Arc::new(SocketGrants::resolve(&policy.allow_net)),
-            http_rules: policy.allow_net.clone().into(),
+            net: Arc::new(NetGrants::new(&policy.allow_net)),
+            dns: Dns::system(),
             max_memory: policy.memory_limit(),
             timeout: policy.timeout,
             capabilities: Bound::new(backends, &policy.grants, &host_env).map_err(SandboxError::Grant)?,
@@ -107,6 +109,13 @@ impl Sandbox {
     /// Names the component in logs of its output ([`Stdio::Log`]).
     pub fn with_label(mut self, label: &str) -> Self {
         self.label = label.into();
+        self
+    }
+
+    /// Resolves the names the guest looks up (and outbound HTTP hosts) through `dns` instead of
+    /// the system resolver.
+    pub fn with_dns(mut self, dns: Dns) -> Self {
+        self.dns = dns;
         self
     }
 
@@ -124,13 +133,16 @@ impl Sandbox {
     pub fn store(&self, engine: &WharfEngine, args: &[String], stdio: Stdio) -> Result<Store<HostState>, SandboxError> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(args).envs(&self.env);
+        let mut stderr = None;
         match stdio {
             Stdio::Inherit => drop(wasi.inherit_stdio()),
             Stdio::InheritOutput => drop(wasi.inherit_stdout().inherit_stderr()),
             Stdio::Null => {}
             Stdio::Log => {
                 wasi.stdout(LogStream::new(self.label.clone(), "stdout"));
-                wasi.stderr(LogStream::new(self.label.clone(), "stderr"));
+                let stream = LogStream::new(self.label.clone(), "stderr");
+                stderr = Some(stream.clone());
+                wasi.stderr(stream);
             }
         }
         for grant in &self.dirs {
@@ -138,21 +150,15 @@ impl Sandbox {
             wasi.preopened_dir(&grant.host, &grant.guest, perms)
                 .map_err(|e| SandboxError::Dir { grant: grant.clone(), reason: format!("{e:#}") })?;
         }
-        let sockets = self.sockets.clone();
-        wasi.allow_ip_name_lookup(sockets.has_names());
-        wasi.allow_tcp(!sockets.is_empty());
-        wasi.allow_udp(!sockets.is_empty());
+        // Lookups go through `net` (see `crate::p2_lookup`); wasmtime-wasi's own resolver,
+        // which answers any name, stays off.
+        let net = Arc::new(GuestNet::new(self.net.clone(), self.dns.clone()));
+        wasi.allow_ip_name_lookup(false);
+        wasi.allow_tcp(self.net.has_sockets());
+        wasi.allow_udp(self.net.has_sockets());
+        let check = net.clone();
         wasi.socket_addr_check(move |addr, use_| {
-            let allowed = match use_ {
-                // Implicit binds (wildcard address, port 0) that precede a granted connect.
-                SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => addr.ip().is_unspecified() && addr.port() == 0,
-                SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => sockets.allows(addr),
-                // Inbound connections are never granted.
-                _ => false,
-            };
-            if !allowed {
-                tracing::debug!(%addr, ?use_, "socket address denied by policy");
-            }
+            let allowed = check.allows_socket(addr, use_);
             Box::pin(async move { allowed })
         });
 
@@ -169,10 +175,13 @@ impl Sandbox {
             wasi: wasi.build(),
             table,
             http: WasiHttpCtx::new(),
-            outbound: OutboundHttp::new(self.http_rules.clone()),
+            outbound: OutboundHttp::new(net.clone()),
+            net,
             limits: Limits { inner: limits, memory_denied: false, table_denied: None },
             capabilities: self.capabilities.states(),
             deadline: None,
+            stderr,
+            extension: None,
         };
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -192,6 +201,12 @@ impl Sandbox {
     pub fn restart_deadline(&self, store: &mut Store<HostState>) {
         store.data_mut().deadline = self.timeout.map(|timeout| Instant::now() + timeout);
     }
+
+    /// Takes the store's deadline away (guest code still yields every epoch tick): for a
+    /// reused HTTP instance, whose requests are timed one by one by the server instead.
+    pub fn clear_deadline(store: &mut Store<HostState>) {
+        store.data_mut().deadline = None;
+    }
 }
 
 /// Per-instance host state: the WASI and wasi:http contexts, the resource table and the limiter.
@@ -200,11 +215,17 @@ pub struct HostState {
     table: ResourceTable,
     http: WasiHttpCtx,
     outbound: OutboundHttp,
+    net: Arc<GuestNet>,
     limits: Limits,
     // Every capability's per-store state (see `crate::capabilities`).
     capabilities: States,
     // When the running call is interrupted; `None` runs unbounded.
     deadline: Option<Instant>,
+    // The guest's stderr when it is logged ([`Stdio::Log`]): its last lines explain a trap.
+    stderr: Option<LogStream>,
+    // An embedder's per-store data for host interfaces of its own (wharf-mcp's
+    // `wharf:mcp/context`); wharf-host only keeps it.
+    extension: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl HostState {
@@ -213,9 +234,31 @@ impl HostState {
         self.limits.memory_denied
     }
 
+    /// The last lines the guest wrote to stderr (a panic's location and text), joined into one
+    /// line; only for stores whose output is logged ([`Stdio::Log`]).
+    pub fn stderr_tail(&self) -> Option<String> {
+        self.stderr.as_ref().and_then(LogStream::tail)
+    }
+
+    /// Sets or clears the embedder's per-store data, read back by [`HostState::extension`] in
+    /// the host functions it added to the linker ([`crate::Host::linker_mut`]).
+    pub fn set_extension(&mut self, data: Option<Box<dyn std::any::Any + Send>>) {
+        self.extension = data;
+    }
+
+    /// The embedder's per-store data, if there is some and it is a `T`.
+    pub fn extension<T: std::any::Any>(&mut self) -> Option<&mut T> {
+        self.extension.as_mut()?.downcast_mut()
+    }
+
     /// The table size (in elements) the guest asked for beyond wharf's cap, if it was refused.
     pub fn table_denied(&self) -> Option<usize> {
         self.limits.table_denied
+    }
+
+    /// The `wasi:sockets/ip-name-lookup` view: lookups through the store's [`GuestNet`].
+    pub(crate) fn lookups(&mut self) -> LookupView<'_> {
+        LookupView { net: &self.net, table: &mut self.table }
     }
 
     /// The capabilities' states beside the resource table they share with WASI.

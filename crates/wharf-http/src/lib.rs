@@ -2,12 +2,21 @@
 //! per request. Knows nothing about MCP or OCI; components arrive already loaded and linked.
 //!
 //! - [`manifest`]: the `wharf.toml` app manifest (components, their grants, routes).
+//! - [`messaging`]: message triggers (`[[trigger.messaging]]`), a fresh instance per message.
 //! - [`router`]: Spin-style routes (`/exact`, `/prefix/...`).
 //! - [`server`]: the hyper server, concurrency bound, timeouts and graceful shutdown.
+//! - [`listener`]: the accept loop (also used by `wharf mcp --http`): connection cap, header
+//!   and idle timeout, accept back-off.
+pub mod listener;
 pub mod manifest;
+mod p3;
+pub mod messaging;
 pub mod router;
 pub mod server;
 
-pub use manifest::{AppManifest, ComponentSpec, ManifestError};
+pub use listener::ListenerOptions;
+pub use manifest::{AppManifest, ComponentSpec, ManifestError, ReuseSpec};
+pub use messaging::{MessagingTrigger, MessagingTriggerSpec};
+pub use p3::Reuse;
 pub use router::{RouteError, Router};
 pub use server::{Server, ServerOptions, Target};

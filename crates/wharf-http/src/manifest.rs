@@ -45,6 +45,53 @@ pub struct ComponentSpec {
     pub source_path: PathBuf,
     /// What it may touch.
     pub policy: Policy,
+    /// Instance reuse keys (`max_instance_reuse_count`, `max_instance_concurrent_reuse_count`,
+    /// `idle_instance_timeout`); unset ones take the server's defaults for the component's
+    /// WASI generation.
+    pub reuse: ReuseSpec,
+}
+
+/// Instance reuse as written for one component; `None` leaves the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReuseSpec {
+    /// Requests per instance before it is retired (1 = a fresh instance per request).
+    pub max_count: Option<usize>,
+    /// Requests one instance serves at once (WASI 0.3 only).
+    pub max_concurrent: Option<usize>,
+    /// How long an idle instance is kept.
+    pub idle_timeout: Option<std::time::Duration>,
+}
+
+impl ReuseSpec {
+    /// These settings over `defaults`.
+    pub fn or(self, defaults: crate::Reuse) -> crate::Reuse {
+        crate::Reuse {
+            max_count: self.max_count.unwrap_or(defaults.max_count),
+            max_concurrent: self.max_concurrent.unwrap_or(defaults.max_concurrent),
+            idle_timeout: self.idle_timeout.unwrap_or(defaults.idle_timeout),
+        }
+    }
+
+    /// Takes the reuse keys out of a component table (the rest is its policy).
+    fn take(table: &mut toml::Table) -> Result<Self, String> {
+        let count = |table: &mut toml::Table, key: &str| -> Result<Option<usize>, String> {
+            match table.remove(key) {
+                None => Ok(None),
+                Some(toml::Value::Integer(n)) if (1..=1_000_000).contains(&n) => Ok(Some(n as usize)),
+                Some(other) => Err(format!("{key}: must be an integer from 1 to 1000000, got {other}")),
+            }
+        };
+        let max_count = count(table, "max_instance_reuse_count")?;
+        let max_concurrent = count(table, "max_instance_concurrent_reuse_count")?;
+        let idle_timeout = match table.remove("idle_instance_timeout") {
+            None => None,
+            Some(toml::Value::String(text)) => {
+                Some(wharf_host::policy::parse_duration(&text).map_err(|e| format!("idle_instance_timeout: {e}"))?)
+            }
+            Some(other) => return Err(format!("idle_instance_timeout: must be a duration like \"1s\", got {other}")),
+        };
+        Ok(ReuseSpec { max_count, max_concurrent, idle_timeout })
+    }
 }
 
 /// A parsed, validated app: components plus a router whose targets index `components`.
@@ -56,6 +103,8 @@ pub struct AppManifest {
     pub components: Vec<ComponentSpec>,
     /// Routes to component indices.
     pub router: Router,
+    /// Message triggers (`[[trigger.messaging]]`), checked against `components`.
+    pub messaging: Vec<crate::messaging::MessagingTriggerSpec>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +129,17 @@ struct RawApplication {
 struct RawTrigger {
     #[serde(default)]
     http: Vec<RawHttpTrigger>,
+    #[serde(default)]
+    messaging: Vec<RawMessagingTrigger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessagingTrigger {
+    subject: String,
+    queue: Option<String>,
+    store: Option<String>,
+    component: String,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +147,20 @@ struct RawTrigger {
 struct RawHttpTrigger {
     route: String,
     component: String,
+}
+
+impl RawTrigger {
+    fn messaging_specs(&self) -> Vec<crate::messaging::RawSpec<'_>> {
+        self.messaging
+            .iter()
+            .map(|t| crate::messaging::RawSpec {
+                subject: &t.subject,
+                queue: t.queue.as_deref(),
+                store: t.store.as_deref(),
+                component: &t.component,
+            })
+            .collect()
+    }
 }
 
 impl AppManifest {
@@ -103,13 +177,17 @@ impl AppManifest {
                 Some(_) => return Err(err(format!("component.{name}.source: must be a non-empty string"))),
                 None => return Err(err(format!("component.{name}: missing `source`"))),
             };
+            let reuse = ReuseSpec::take(&mut table).map_err(|e| err(format!("component.{name}.{e}")))?;
             let policy = Policy::from_toml_table(table, base).map_err(|e| err(format!("component.{name}: {e}")))?;
-            components.push(ComponentSpec { source_path: base.join(&source), source, policy, name });
+            components.push(ComponentSpec { source_path: base.join(&source), source, policy, name, reuse });
         }
 
-        if raw.trigger.http.is_empty() {
-            return Err(err("no routes: add at least one [[trigger.http]] with `route` and `component`".into()));
+        if raw.trigger.http.is_empty() && raw.trigger.messaging.is_empty() {
+            return Err(err("no routes: add at least one [[trigger.http]] with `route` and `component` \
+                            (or a [[trigger.messaging]])"
+                .into()));
         }
+        let messaging = crate::messaging::parse_triggers(&raw.trigger.messaging_specs(), &components).map_err(err)?;
         let mut router = Router::default();
         for (i, trigger) in raw.trigger.http.iter().enumerate() {
             let Some(target) = components.iter().position(|c| c.name == trigger.component) else {
@@ -122,16 +200,21 @@ impl AppManifest {
             };
             router.add(&trigger.route, target).map_err(|e| err(format!("trigger.http[{i}]: {e}")))?;
         }
-        Ok(AppManifest { name: raw.application.and_then(|a| a.name), components, router })
+        Ok(AppManifest { name: raw.application.and_then(|a| a.name), components, router, messaging })
     }
 
     /// An app of one component serving every path (`wharf serve COMPONENT`).
     pub fn single(source: &str, policy: Policy) -> Self {
         let mut router = Router::default();
         router.add("/...", 0).expect("`/...` is a valid route");
-        let component =
-            ComponentSpec { name: "main".into(), source: source.into(), source_path: PathBuf::from(source), policy };
-        AppManifest { name: None, components: vec![component], router }
+        let component = ComponentSpec {
+            name: "main".into(),
+            source: source.into(),
+            source_path: PathBuf::from(source),
+            policy,
+            reuse: ReuseSpec::default(),
+        };
+        AppManifest { name: None, components: vec![component], router, messaging: Vec::new() }
     }
 }
 

@@ -48,6 +48,18 @@ impl Router {
         Ok(())
     }
 
+    /// Every route's target, in order (with repeats).
+    pub fn targets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.routes.iter().map(|(_, target)| *target)
+    }
+
+    /// Renumbers every target through `map` (when the caller drops components no route uses).
+    pub fn remap(&mut self, map: impl Fn(usize) -> usize) {
+        for (_, target) in &mut self.routes {
+            *target = map(*target);
+        }
+    }
+
     /// The target for `path` (no query), if any route matches.
     pub fn route(&self, path: &str) -> Option<usize> {
         let mut best: Option<(usize, usize)> = None; // (prefix length, target)

@@ -1,6 +1,5 @@
 //! The HTTP server: hyper HTTP/1.1 with keep-alive, a fresh store and instance per request
 //! (pooling allocator, copy-on-write memory), bounded concurrency, graceful shutdown.
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,28 +9,37 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::handler::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wharf_host::{HostState, RunError, Sandbox, Stdio, WharfEngine, guest_failure};
 
+use crate::p3::{Pool, Reuse, hold_permit};
 use crate::router::Router;
 
-/// One routable component: linked once at startup, instantiated per request.
+/// One routable component: linked once at startup, instantiated per request (or, with
+/// [`Reuse`], per several requests).
 pub struct Target {
     /// The component's name (in logs and as the guest's `argv[0]`).
     pub name: String,
-    /// The component, linked as a `wasi:http/proxy`.
+    /// The component, linked as a `wasi:http/handler@0.3.x` service or a `wasi:http/proxy@0.2.x`.
     pub pre: ProxyPre<HostState>,
     /// Its policy, made ready.
     pub sandbox: Sandbox,
+    /// How its instances are reused ([`Reuse::P3_DEFAULT`] / [`Reuse::P2_DEFAULT`] unless set).
+    pub reuse: Reuse,
+}
+
+impl Target {
+    /// Whether requests go through an instance pool: always for WASI 0.3 (whose handler is
+    /// driven by the store's event loop), for 0.2 only when reuse is asked for.
+    fn pooled(&self) -> bool {
+        matches!(self.pre, ProxyPre::P3(_)) || self.reuse.reuses()
+    }
 }
 
 /// Server-wide limits.
@@ -41,29 +49,38 @@ pub struct ServerOptions {
     pub max_concurrency: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Connection cap and header/idle timeout.
+    pub listener: crate::listener::ListenerOptions,
 }
 
 /// A running app: targets, routes and the request bound.
 pub struct Server {
     engine: WharfEngine,
     targets: Vec<Arc<Target>>,
+    // The instance pool of each target that has one (same index as `targets`).
+    pools: Vec<Option<Pool>>,
     router: Router,
     permits: Arc<Semaphore>,
     options: ServerOptions,
 }
 
 /// Why a request produced no response from its component.
-struct Failure {
-    status: StatusCode,
-    message: String,
+#[derive(Clone)]
+pub(crate) struct Failure {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
 }
 
 impl Server {
     /// An app whose `router` indexes `targets`.
     pub fn new(engine: WharfEngine, targets: Vec<Target>, router: Router, options: ServerOptions) -> Arc<Self> {
+        let targets: Vec<Arc<Target>> = targets.into_iter().map(Arc::new).collect();
+        let pools =
+            targets.iter().map(|target| target.pooled().then(|| Pool::new(engine.clone(), target.clone()))).collect();
         Arc::new(Server {
             engine,
-            targets: targets.into_iter().map(Arc::new).collect(),
+            targets,
+            pools,
             router,
             permits: Arc::new(Semaphore::new(options.max_concurrency)),
             options,
@@ -71,39 +88,12 @@ impl Server {
     }
 
     /// Accepts connections on `listener` until `shutdown` resolves, then stops accepting and
-    /// waits (up to the shutdown timeout) for in-flight requests to finish.
+    /// waits (up to the shutdown timeout) for in-flight requests to finish. Connections are
+    /// bounded by [`ServerOptions::listener`] (see [`crate::listener`]).
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let graceful = GracefulShutdown::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let stream = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Typically EMFILE: back off instead of spinning.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            // Small response chunks must not wait for Nagle's algorithm.
-            let _ = stream.set_nodelay(true);
-            let server = self.clone();
-            let service = hyper::service::service_fn(move |request| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(server.handle(request).await) }
-            });
-            let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!("connection closed with an error: {e}");
-                }
-            });
-        }
-        drop(listener);
+        let server = self.clone();
+        let service = move |request| server.clone().handle(request);
+        let graceful = crate::listener::serve(listener, self.options.listener, service, shutdown).await;
         tracing::info!("shutting down: no new connections; waiting for in-flight requests");
         match tokio::time::timeout(self.options.shutdown_timeout, graceful.shutdown()).await {
             Ok(()) => tracing::info!("all requests finished"),
@@ -120,7 +110,7 @@ impl Server {
         let path = request.uri().path().to_string();
         let (response, component) = match self.router.route(&path) {
             None => (plain(StatusCode::NOT_FOUND, format!("no route for {path}\n")), "-"),
-            Some(index) => (self.call(self.targets[index].clone(), request).await, self.targets[index].name.as_str()),
+            Some(index) => (self.call(index, request).await, self.targets[index].name.as_str()),
         };
         tracing::info!(
             target: "wharf::access",
@@ -131,11 +121,18 @@ impl Server {
         response
     }
 
-    async fn call(&self, target: Arc<Target>, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+    async fn call(&self, index: usize, request: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        let target = self.targets[index].clone();
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             let busy = format!("server busy: {} requests in flight\n", self.options.max_concurrency);
             return plain(StatusCode::SERVICE_UNAVAILABLE, busy);
         };
+        if let Some(pool) = &self.pools[index] {
+            return match pool.handle(request).await {
+                Ok(response) => response.map(|body| hold_permit(body, permit)),
+                Err(failure) => failure.into_response(&target),
+            };
+        }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let task = match self.start(target.clone(), request, sender, permit) {
             Ok(task) => task,
@@ -175,10 +172,13 @@ impl Server {
         >,
         permit: OwnedSemaphorePermit,
     ) -> Result<tokio::task::JoinHandle<Result<(), Failure>>, Failure> {
-        let internal = |e: String| Failure { status: StatusCode::INTERNAL_SERVER_ERROR, message: e };
+        let internal = Failure::internal;
+        let ProxyPre::P2(pre) = &target.pre else {
+            return Err(internal("a WASI 0.3 component must be served from its instance pool".into()));
+        };
+        let pre = pre.clone();
         let args = [target.name.clone()];
-        let mut store =
-            target.sandbox.store(&self.engine, &args, Stdio::InheritOutput).map_err(|e| internal(e.to_string()))?;
+        let mut store = target.sandbox.store(&self.engine, &args, Stdio::Log).map_err(|e| internal(e.to_string()))?;
         let incoming = store
             .data_mut()
             .http()
@@ -188,7 +188,7 @@ impl Server {
         Ok(tokio::spawn(async move {
             let _permit = permit;
             let run = async {
-                let proxy = target.pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
+                let proxy = pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, incoming, outparam)
@@ -220,7 +220,12 @@ impl Server {
 }
 
 impl Failure {
-    fn from_run_error(error: RunError) -> Self {
+    /// A 500 with `message`.
+    pub(crate) fn internal(message: String) -> Self {
+        Failure { status: StatusCode::INTERNAL_SERVER_ERROR, message }
+    }
+
+    pub(crate) fn from_run_error(error: RunError) -> Self {
         let status = match error {
             RunError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -228,7 +233,7 @@ impl Failure {
         Failure { status, message: error.to_string() }
     }
 
-    fn into_response(self, target: &Target) -> Response<HyperOutgoingBody> {
+    pub(crate) fn into_response(self, target: &Target) -> Response<HyperOutgoingBody> {
         let first_line = self.message.lines().next().unwrap_or_default();
         tracing::warn!(component = %target.name, "request failed: {first_line}");
         plain(self.status, format!("{}: {first_line}\n", self.status))

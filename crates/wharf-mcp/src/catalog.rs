@@ -67,7 +67,7 @@ pub fn catalog(engine: &Engine, component: &Component, prefix: &str, docs: &Pack
         match export.ty {
             ComponentItem::ComponentFunc(func) => {
                 let Some(index) = component.get_export_index(None, name) else { continue };
-                let tool = format!("{prefix}.{}", local_name(name));
+                let tool = qualified(prefix, &local_name(name));
                 let description = docs.function(None, name);
                 catalog.add(tool, description, index, &func);
             }
@@ -77,7 +77,7 @@ pub fn catalog(engine: &Engine, component: &Component, prefix: &str, docs: &Pack
                 for (func_name, export) in instance.exports(engine) {
                     let ComponentItem::ComponentFunc(func) = export.ty else { continue };
                     let Some(index) = component.get_export_index(Some(&instance_index), func_name) else { continue };
-                    let tool = format!("{prefix}.{short}.{}", local_name(func_name));
+                    let tool = qualified(prefix, &format!("{short}.{}", local_name(func_name)));
                     let description = docs.function(Some(short), func_name);
                     catalog.add(tool, description, index, &func);
                 }
@@ -97,11 +97,10 @@ impl Catalog {
         export: ComponentExportIndex,
         func: &wasmtime::component::types::ComponentFunc,
     ) {
+        // `async func` exports (WASI 0.3 guests) are tools like any other; `toolbox::invoke`
+        // drives them on the store's event loop. Stream and future parameters or results have
+        // no JSON form and are skipped by the schema check below.
         let name = tool_name(&name);
-        if func.async_() {
-            self.skipped.push(format!("{name}: async functions are not supported"));
-            return;
-        }
         let params: Vec<(String, Type)> = func.params().map(|(n, ty)| (n.to_string(), ty)).collect();
         if let Some(kind) = params.iter().find_map(|(_, ty)| foreign_resource(ty, &self.resources)) {
             self.skipped.push(format!("{name}: takes a `{kind}` resource the component does not export"));
@@ -151,17 +150,55 @@ fn local_name(func: &str) -> String {
     }
 }
 
+/// `prefix.rest`, or `rest` alone for a component served without a prefix (`=COMPONENT`).
+fn qualified(prefix: &str, rest: &str) -> String {
+    if prefix.is_empty() { rest.to_string() } else { format!("{prefix}.{rest}") }
+}
+
+/// How tool names are spelled (`--tool-names`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ToolNames {
+    /// `component.interface.function`, as exported (MCP's alphabet, up to 128 characters).
+    #[default]
+    Dotted,
+    /// `component_interface_function`: `.` and `-` become `_`, at most 64 characters, for
+    /// APIs that accept only `[a-zA-Z0-9_-]{1,64}`.
+    Underscore,
+}
+
+impl ToolNames {
+    /// `name` (a dotted tool name) spelled this way; unique names stay unique unless they
+    /// differ only in `.` against `-` (the toolbox numbers such a clash).
+    pub fn apply(self, name: &str) -> String {
+        match self {
+            ToolNames::Dotted => name.to_string(),
+            ToolNames::Underscore => {
+                let clean: String = name.chars().map(|c| if c == '.' || c == '-' { '_' } else { c }).collect();
+                cut(clean, name, MAX_UNDERSCORE_NAME)
+            }
+        }
+    }
+}
+
+/// Longest name in [`ToolNames::Underscore`].
+const MAX_UNDERSCORE_NAME: usize = 64;
+
+/// `clean` cut to `max` characters with a hash of `original`, so it stays unique and stable.
+fn cut(clean: String, original: &str, max: usize) -> String {
+    if clean.len() <= max {
+        return clean;
+    }
+    // FNV-1a: stable across runs and platforms.
+    let hash = original.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("{}-{hash:08x}", &clean[..max - 9])
+}
+
 /// Keeps MCP's alphabet (`[A-Za-z0-9_.-]`, 1-128 characters): other characters become `_`;
 /// a longer name is cut and given a hash of the whole, so it stays unique and stable.
 pub(crate) fn tool_name(name: &str) -> String {
     let clean: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' }).collect();
-    if clean.len() <= MAX_NAME {
-        return clean;
-    }
-    // FNV-1a: stable across runs and platforms.
-    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    format!("{}-{hash:08x}", &clean[..MAX_NAME - 9])
+    cut(clean, name, MAX_NAME)
 }
 
 /// The name of a resource in `ty`'s parameters that the component does not export: no
@@ -197,6 +234,10 @@ mod tests {
         assert_eq!(local_name("[method]counter.get"), "counter.get");
         assert_eq!(local_name("[static]counter.merge"), "counter.merge");
         assert_eq!(tool_name("my app.types.echo"), "my_app.types.echo");
+        assert_eq!(ToolNames::Underscore.apply("mcp_docs.notes.word-count"), "mcp_docs_notes_word_count");
+        assert_eq!(qualified("", "test-simple-text"), "test-simple-text");
+        let long = ToolNames::Underscore.apply(&"a.".repeat(50));
+        assert!(long.len() <= 64 && long.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)), "{long}");
         let long = "x".repeat(300);
         let cut = tool_name(&long);
         assert_eq!(cut.len(), MAX_NAME);

@@ -7,15 +7,19 @@
 //! environment: the binary hands it loaded components and their sandboxes.
 mod catalog;
 mod docs;
+pub mod gate;
+mod jsonrpc;
 mod manage;
 #[cfg(test)]
 mod roundtrip_tests;
 pub mod schema;
 mod server;
+pub mod talk;
 mod toolbox;
 pub mod value;
 
-pub use catalog::{Catalog, Function, catalog};
+pub use catalog::{Catalog, Function, ToolNames, catalog};
 pub use docs::PackageDocs;
+pub use gate::HttpLimits;
 pub use server::{Loader, MCP_PATH, McpHandler, call_result, serve_http, serve_stdio};
-pub use toolbox::{Failure, Outcome, Session, ToolComponent, Toolbox, Tools};
+pub use toolbox::{Caller, Failure, Outcome, Session, ToolComponent, Toolbox, Tools};

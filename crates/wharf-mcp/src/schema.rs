@@ -129,10 +129,14 @@ fn float(bound: Option<f64>) -> Value {
     json!({"anyOf": [number, {"enum": ["NaN", "Infinity", "-Infinity"]}]})
 }
 
+/// `prefixItems` (2020-12) with the length fixed by `minItems`/`maxItems`, and no `items`:
+/// draft-07 validators (the TypeScript SDK's Ajv, MCP Inspector) ignore `$schema`, and to them
+/// `items: false` means "no items at all", so every tuple would be refused. Without it both
+/// dialects agree on the length; 2020-12 also checks each member.
 fn tuple(items: impl Into<Vec<Value>>) -> Value {
     let items = items.into();
     let len = items.len();
-    json!({"type": "array", "prefixItems": items, "items": false, "minItems": len, "maxItems": len})
+    json!({"type": "array", "prefixItems": items, "minItems": len, "maxItems": len})
 }
 
 fn object(properties: Map<String, Value>) -> Value {

@@ -5,11 +5,11 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
     ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
@@ -21,8 +21,10 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
-use crate::manage;
-use crate::toolbox::{Outcome, Session, ToolComponent, Toolbox};
+use crate::gate::{self, HttpLimits, Sessions};
+use crate::talk::{LogFilter, Talk};
+use crate::toolbox::{Caller, Outcome, Session, ToolComponent, Toolbox};
+use crate::{jsonrpc, manage};
 
 /// The MCP path of the HTTP transport.
 pub const MCP_PATH: &str = "/mcp";
@@ -57,6 +59,8 @@ struct Shared {
 pub struct McpHandler {
     shared: Arc<Shared>,
     session: Arc<Session>,
+    // The level the client set with `logging/setLevel`, for guests' log messages.
+    logs: LogFilter,
 }
 
 impl McpHandler {
@@ -64,11 +68,13 @@ impl McpHandler {
     /// `wharf.unload` and `wharf.list`.
     pub fn new(toolbox: Arc<Toolbox>, loader: Option<Arc<dyn Loader>>) -> Self {
         let session = Arc::new(toolbox.session());
-        McpHandler { shared: Arc::new(Shared { toolbox, loader, peers: StdMutex::default() }), session }
+        let shared = Arc::new(Shared { toolbox, loader, peers: StdMutex::default() });
+        McpHandler { shared, session, logs: LogFilter::default() }
     }
 
     fn for_new_session(&self) -> Self {
-        McpHandler { shared: self.shared.clone(), session: Arc::new(self.shared.toolbox.session()) }
+        let session = Arc::new(self.shared.toolbox.session());
+        McpHandler { shared: self.shared.clone(), session, logs: LogFilter::default() }
     }
 
     fn tools(&self) -> Vec<Tool> {
@@ -118,10 +124,12 @@ pub fn call_result(outcome: Outcome) -> CallToolResult {
 }
 
 impl ServerHandler for McpHandler {
+    #[allow(deprecated)] // logging is deprecated only from protocol 2026-07-28 on (SEP-2577)
     fn get_info(&self) -> ServerConfig {
+        // `logging`: guests send log messages through `wharf:mcp/context`.
         let capabilities = match self.shared.loader {
-            Some(_) => ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build(),
-            None => ServerCapabilities::builder().enable_tools().build(),
+            Some(_) => ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_logging().build(),
+            None => ServerCapabilities::builder().enable_tools().enable_logging().build(),
         };
         InitializeResult::new(capabilities)
             .with_server_info(Implementation::new("wharf", env!("CARGO_PKG_VERSION")))
@@ -150,10 +158,42 @@ impl ServerHandler for McpHandler {
         }
     }
 
+    #[allow(deprecated)] // logging is deprecated only from protocol 2026-07-28 on (SEP-2577)
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let level = serde_json::to_value(request.level).unwrap_or_default();
+        match level.as_str() {
+            Some(level) if self.logs.set(level) => Ok(()),
+            _ => Err(ErrorData::invalid_params(format!("unknown log level {level}"), None)),
+        }
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, ErrorData> {
+        // rmcp reads a `tools/call` it cannot parse (no `name`, `arguments` not an object) as
+        // an unknown method; the method is known, its parameters are wrong.
+        if request.method == "tools/call" {
+            let why = "tools/call needs params {\"name\": TOOL, \"arguments\": {...}} with `name` a string and \
+                       `arguments` an object";
+            return Err(ErrorData::invalid_params(why, None));
+        }
+        Err(ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            format!("unknown method `{}`", request.method),
+            None,
+        ))
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
         if let Some(loader) = &self.shared.loader
@@ -165,7 +205,9 @@ impl ServerHandler for McpHandler {
             return Ok(result.result.into());
         }
         let started = std::time::Instant::now();
-        let Some(outcome) = self.session.call(&request.name, &args).await else {
+        let talk = Talk::new(context.peer.clone(), context.meta.get_progress_token(), self.logs.clone());
+        let caller = Caller { talk, cancel: context.ct.clone() };
+        let Some(outcome) = self.session.call_as(&request.name, &args, &caller).await else {
             return Err(ErrorData::invalid_params(format!("unknown tool `{}`", request.name), None));
         };
         let status = match &outcome {
@@ -178,82 +220,169 @@ impl ServerHandler for McpHandler {
         if let Outcome::Failed(failure) = &outcome {
             tracing::warn!(tool = %request.name, "{failure}");
         }
-        Ok(call_result(outcome).into())
+        let mut result = call_result(outcome);
+        // Content the guest added (images, resources, ...) is the result's content.
+        let added = caller.talk.content();
+        if !added.is_empty() {
+            result.content = added;
+        }
+        Ok(result.into())
     }
 }
 
 /// Serves MCP on stdin/stdout until the client closes stdin.
 pub async fn serve_stdio(toolbox: Arc<Toolbox>, loader: Option<Arc<dyn Loader>>) -> anyhow::Result<()> {
-    let service = McpHandler::new(toolbox, loader).serve(rmcp::transport::stdio()).await?;
-    service.waiting().await?;
-    Ok(())
+    let (stdin, stdout) = rmcp::transport::stdio();
+    serve_lines(toolbox, loader, stdin, stdout).await
+}
+
+/// Serves MCP on newline-delimited JSON-RPC: rmcp behind a filter that answers lines that are
+/// not JSON with `-32700` (rmcp ignores them, leaving the client waiting).
+async fn serve_lines(
+    toolbox: Arc<Toolbox>,
+    loader: Option<Arc<dyn Loader>>,
+    input: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    output: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
+) -> anyhow::Result<()> {
+    let (to_rmcp, rmcp_in) = tokio::io::duplex(64 * 1024);
+    let (rmcp_out, from_rmcp) = tokio::io::duplex(64 * 1024);
+    let output: Arc<tokio::sync::Mutex<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>> =
+        Arc::new(tokio::sync::Mutex::new(Box::new(output)));
+    let filter = tokio::spawn({
+        let output = output.clone();
+        async move { jsonrpc::filter_lines(input, to_rmcp, &output).await }
+    });
+    let copy = tokio::spawn({
+        let output = output.clone();
+        async move { jsonrpc::copy_lines(from_rmcp, &output).await }
+    });
+    let service = McpHandler::new(toolbox, loader).serve((rmcp_in, rmcp_out)).await;
+    let result = match service {
+        Ok(service) => service.waiting().await.map(drop).map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
+    filter.abort();
+    // rmcp's last replies are in the pipe: let them reach the client.
+    let _ = copy.await;
+    result
 }
 
 /// Serves streamable HTTP at [`MCP_PATH`] on `listener` until `shutdown` resolves. Requests
 /// whose `Host` is not a loopback name or the listening address, or that carry a foreign
-/// `Origin`, are refused (DNS rebinding).
+/// `Origin`, are refused (DNS rebinding); connections, sessions and (optionally) a bearer
+/// token are checked per [`HttpLimits`] before rmcp sees a request.
 pub async fn serve_http(
     toolbox: Arc<Toolbox>,
     loader: Option<Arc<dyn Loader>>,
     listener: TcpListener,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let config = http_config(address);
     let cancel = config.cancellation_token.clone();
     let first = McpHandler::new(toolbox, loader);
-    let service = StreamableHttpService::new(
-        move || Ok(first.for_new_session()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let service = service.clone();
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = Some(limits.session_idle_timeout);
+    let manager = Arc::new(manager);
+    let sessions = Sessions::new(manager.clone(), limits.clone());
+    let service = StreamableHttpService::new(move || Ok(first.for_new_session()), manager, config);
+    let reaper = {
+        let sessions = sessions.clone();
         tokio::spawn(async move {
-            let handler = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                let service = service.clone();
-                async move { Ok::<_, Infallible>(route(&service, request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, "connection ended: {e}");
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                sessions.expire().await;
             }
-        });
-    }
+        })
+    };
+    let gate = Arc::new(Gate { service, sessions, token: limits.bearer_token.clone() });
+    let handler = move |request| {
+        let gate = gate.clone();
+        async move { gate.route(request).await }
+    };
+    let graceful = wharf_http::listener::serve(listener, limits.listener, handler, shutdown).await;
+    reaper.abort();
     cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
     Ok(())
 }
 
-async fn route(
-    service: &StreamableHttpService<McpHandler, LocalSessionManager>,
-    request: Request<hyper::body::Incoming>,
-) -> Response<BoxBody<Bytes, Infallible>> {
-    if request.uri().path() != MCP_PATH {
-        let body = Full::new(Bytes::from(format!("not found: MCP is served at {MCP_PATH}\n"))).boxed();
-        let mut response = Response::new(body);
-        *response.status_mut() = StatusCode::NOT_FOUND;
-        return response;
+/// The checks in front of rmcp's service.
+struct Gate {
+    service: StreamableHttpService<McpHandler, LocalSessionManager>,
+    sessions: Arc<Sessions>,
+    token: Option<String>,
+}
+
+impl Gate {
+    async fn route(&self, request: Request<hyper::body::Incoming>) -> Response<BoxBody<Bytes, Infallible>> {
+        if request.uri().path() != MCP_PATH {
+            return plain(StatusCode::NOT_FOUND, format!("not found: MCP is served at {MCP_PATH}\n"));
+        }
+        if let Some(token) = &self.token {
+            let given = request.headers().get(hyper::header::AUTHORIZATION).map(|v| v.as_bytes());
+            if !gate::bearer_matches(token, given) {
+                let mut response = plain(StatusCode::UNAUTHORIZED, "a valid bearer token is required\n".into());
+                response
+                    .headers_mut()
+                    .insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer"));
+                return response;
+            }
+        }
+        // A body that is not a JSON-RPC message gets 400 and a JSON-RPC error (rmcp: 415, plain
+        // text), before it can cost a session.
+        let request = if request.method() == hyper::Method::POST && is_json(&request) {
+            match jsonrpc::check_post(request).await {
+                Ok(request) => request.map(|body| body.map_err(|never| match never {}).boxed()),
+                Err(response) => return response,
+            }
+        } else {
+            request.map(|body| body.boxed())
+        };
+        let session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        match &session {
+            Some(id) => self.sessions.touch(id),
+            // A POST without a session is an `initialize`: a new session, if there is room.
+            None if request.method() == hyper::Method::POST && !self.sessions.admit().await => {
+                let busy = "too many MCP sessions in use; try again later\n";
+                return plain(StatusCode::SERVICE_UNAVAILABLE, busy.into());
+            }
+            None => {}
+        }
+        let is_delete = request.method() == hyper::Method::DELETE;
+        let mut response = self.service.handle(request).await;
+        if session.is_none()
+            && let Some(id) = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())
+        {
+            self.sessions.created(id);
+        }
+        if is_delete && let Some(id) = &session {
+            self.sessions.deleted(id);
+        }
+        // rmcp accepts a session DELETE with 202; clients (the Python SDK) expect 200 or 204.
+        if is_delete && response.status() == StatusCode::ACCEPTED {
+            *response.status_mut() = StatusCode::NO_CONTENT;
+        }
+        response
     }
-    let is_delete = request.method() == hyper::Method::DELETE;
-    let mut response = service.handle(request).await;
-    // rmcp accepts a session DELETE with 202; clients (the Python SDK) expect 200 or 204.
-    if is_delete && response.status() == StatusCode::ACCEPTED {
-        *response.status_mut() = StatusCode::NO_CONTENT;
-    }
+}
+
+fn plain(status: StatusCode, text: String) -> Response<BoxBody<Bytes, Infallible>> {
+    let mut response = Response::new(Full::new(Bytes::from(text)).boxed());
+    *response.status_mut() = status;
     response
 }
 
+/// Whether the request says its body is JSON (otherwise rmcp answers `415`, rightly).
+fn is_json<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
 fn http_config(address: SocketAddr) -> StreamableHttpServerConfig {
     let ip = address.ip().to_string();
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into(), "[::1]".into()];

@@ -10,8 +10,9 @@ use wasmtime::Store;
 use wasmtime::component::{Component, Instance, InstancePre, ResourceAny, Val};
 use wharf_host::{HostState, RunError, Sandbox, Stdio, WharfEngine, guest_failure};
 
-use crate::catalog::{Catalog, Function, catalog, tool_name};
+use crate::catalog::{Catalog, Function, ToolNames, catalog, tool_name};
 use crate::docs::PackageDocs;
+use crate::talk::Talk;
 use crate::value::{ArgError, Handles, from_json, to_json};
 
 /// Calls running at once across all sessions; more wait their turn.
@@ -101,6 +102,7 @@ pub struct Toolbox {
     next_id: AtomicU64,
     calls: Semaphore,
     live_instances: Arc<Semaphore>,
+    names: ToolNames,
 }
 
 /// The tools at one moment: an immutable snapshot, replaced whole by a load or unload.
@@ -133,12 +135,18 @@ impl Tools {
 impl Toolbox {
     /// Gathers the tools of `components` (see [`Toolbox::add`] for naming).
     pub fn new(engine: WharfEngine, components: Vec<ToolComponent>) -> Self {
+        Self::with_names(engine, ToolNames::default(), components)
+    }
+
+    /// The same with tool names spelled `names` way.
+    pub fn with_names(engine: WharfEngine, names: ToolNames, components: Vec<ToolComponent>) -> Self {
         let toolbox = Toolbox {
             engine,
             snapshot: RwLock::default(),
             next_id: AtomicU64::new(0),
             calls: Semaphore::new(MAX_CONCURRENT_CALLS),
             live_instances: Arc::new(Semaphore::new(MAX_LIVE_INSTANCES)),
+            names,
         };
         for component in components {
             toolbox.add(component);
@@ -161,7 +169,8 @@ impl Toolbox {
     pub fn add(&self, mut component: ToolComponent) -> String {
         let mut guard = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
         let taken = |name: &str| guard.components.iter().any(|e| e.component.name == name);
-        if taken(&component.name) {
+        // (Components served without a prefix keep their names; clashes are numbered below.)
+        if !component.name.is_empty() && taken(&component.name) {
             let base = component.name.clone();
             let renamed = (2..).map(|n| format!("{base}-{n}")).find(|n| !taken(n)).expect("a free name");
             for f in &mut component.catalog.functions {
@@ -173,6 +182,7 @@ impl Toolbox {
         let index = guard.components.len();
         for (f, function) in component.catalog.functions.iter_mut().enumerate() {
             // Two interfaces of the same short name in one component: number the later.
+            function.name = self.names.apply(&function.name);
             let base = function.name.clone();
             let mut n = 1;
             while by_name.contains_key(&function.name) {
@@ -228,9 +238,23 @@ struct Live {
     _slot: OwnedSemaphorePermit,
 }
 
+/// Who a call is for: its line back to the client, and the signal that the client gave up.
+#[derive(Clone, Default)]
+pub struct Caller {
+    /// What `wharf:mcp/context` reaches (nothing by default).
+    pub talk: Talk,
+    /// Cancelled when the client cancels the call (`notifications/cancelled`): the guest stops.
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
 impl Session {
     /// Calls tool `name` with `args`; `None` if there is no such tool.
     pub async fn call(&self, name: &str, args: &Map<String, Value>) -> Option<Outcome> {
+        self.call_as(name, args, &Caller::default()).await
+    }
+
+    /// Calls tool `name` with `args` for `caller`; `None` if there is no such tool.
+    pub async fn call_as(&self, name: &str, args: &Map<String, Value>, caller: &Caller) -> Option<Outcome> {
         let tools = self.toolbox.snapshot();
         let &(c, f) = tools.by_name.get(name)?;
         let entry = &tools.components[c];
@@ -240,7 +264,7 @@ impl Session {
         Some(if component.is_stateful() {
             let slot = self.slot(entry.id, &tools);
             let mut slot = slot.lock().await;
-            let outcome = self.call_stateful(component, function, args, &mut slot).await;
+            let outcome = self.call_stateful(component, function, args, caller, &mut slot).await;
             // A trap or timeout leaves the instance unusable: start over on the next call.
             match outcome {
                 Outcome::Failed(failure) if slot.take().is_some() => Outcome::Failed(Failure {
@@ -253,7 +277,7 @@ impl Session {
                 outcome => outcome,
             }
         } else {
-            self.call_fresh(component, function, args).await
+            self.call_fresh(component, function, args, caller).await
         })
     }
 
@@ -264,7 +288,13 @@ impl Session {
         live.entry(id).or_default().clone()
     }
 
-    async fn call_fresh(&self, component: &ToolComponent, function: &Function, args: &Map<String, Value>) -> Outcome {
+    async fn call_fresh(
+        &self,
+        component: &ToolComponent,
+        function: &Function,
+        args: &Map<String, Value>,
+        caller: &Caller,
+    ) -> Outcome {
         let mut handles = HandleTable::default();
         let params = match read_args(component, function, args, &mut handles) {
             Ok(params) => params,
@@ -274,11 +304,12 @@ impl Session {
             Ok(store) => store,
             Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
         };
+        caller.talk.attach(store.data_mut());
         let call = async {
             let instance = component.pre.instantiate_async(&mut store).await?;
             invoke(&mut store, &instance, function, params).await
         };
-        let result = bounded(&component.sandbox, call).await;
+        let result = bounded(&component.sandbox, &caller.cancel, call).await;
         finish(component, function, result, &mut store, &mut handles)
     }
 
@@ -287,40 +318,49 @@ impl Session {
         component: &ToolComponent,
         function: &Function,
         args: &Map<String, Value>,
+        caller: &Caller,
         slot: &mut Option<Live>,
     ) -> Outcome {
         // A session's first call is checked before an instance exists: bad arguments must not
         // cost an instance (no handle can be valid yet, so an empty table decides).
-        let (live, params) = match slot {
-            Some(live) => match read_args(component, function, args, &mut live.handles) {
-                Ok(params) => (live, params),
-                Err(e) => return Outcome::Invalid(e),
-            },
-            None => {
-                let mut handles = HandleTable::default();
-                let params = match read_args(component, function, args, &mut handles) {
-                    Ok(params) => params,
+        let (live, params) =
+            match slot {
+                Some(live) => match read_args(component, function, args, &mut live.handles) {
+                    Ok(params) => (live, params),
                     Err(e) => return Outcome::Invalid(e),
-                };
-                let Ok(permit) = self.toolbox.live_instances.clone().try_acquire_owned() else {
-                    let busy =
-                        format!("too many sessions hold an instance ({MAX_LIVE_INSTANCES}); try again when one ends");
-                    return Outcome::Failed(RunError::Host(busy).into());
-                };
-                let mut store = match component.sandbox.store(&self.toolbox.engine, &[], Stdio::Log) {
-                    Ok(store) => store,
-                    Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
-                };
-                let instance = match bounded(&component.sandbox, component.pre.instantiate_async(&mut store)).await {
-                    Ok(Ok(instance)) => instance,
-                    Ok(Err(e)) => return Outcome::Failed(failure(component, &e, &store).into()),
-                    Err(timeout) => return Outcome::Failed(timeout.into()),
-                };
-                (slot.insert(Live { store, instance, handles, _slot: permit }), params)
-            }
-        };
+                },
+                None => {
+                    let mut handles = HandleTable::default();
+                    let params = match read_args(component, function, args, &mut handles) {
+                        Ok(params) => params,
+                        Err(e) => return Outcome::Invalid(e),
+                    };
+                    let Ok(permit) = self.toolbox.live_instances.clone().try_acquire_owned() else {
+                        let busy = format!(
+                            "too many sessions hold an instance ({MAX_LIVE_INSTANCES}); try again when one ends"
+                        );
+                        return Outcome::Failed(RunError::Host(busy).into());
+                    };
+                    let mut store = match component.sandbox.store(&self.toolbox.engine, &[], Stdio::Log) {
+                        Ok(store) => store,
+                        Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
+                    };
+                    let instance =
+                        match bounded(&component.sandbox, &caller.cancel, component.pre.instantiate_async(&mut store))
+                            .await
+                        {
+                            Ok(Ok(instance)) => instance,
+                            Ok(Err(e)) => return Outcome::Failed(failure(component, &e, &store).into()),
+                            Err(timeout) => return Outcome::Failed(timeout.into()),
+                        };
+                    (slot.insert(Live { store, instance, handles, _slot: permit }), params)
+                }
+            };
         component.sandbox.restart_deadline(&mut live.store);
-        let result = bounded(&component.sandbox, invoke(&mut live.store, &live.instance, function, params)).await;
+        caller.talk.attach(live.store.data_mut());
+        let call = invoke(&mut live.store, &live.instance, function, params);
+        let result = bounded(&component.sandbox, &caller.cancel, call).await;
+        live.store.data_mut().set_extension(None);
         finish(component, function, result, &mut live.store, &mut live.handles)
     }
 }
@@ -334,13 +374,13 @@ fn read_args(
 ) -> Result<Vec<Val>, ArgError> {
     let resources = &component.catalog.resources;
     if let Some(unknown) = args.keys().find(|k| !function.params.iter().any(|(name, _)| name == *k)) {
-        return Err(ArgError { path: String::new(), message: format!("unknown field `{unknown}`") });
+        return Err(ArgError { path: unknown.clone(), message: "unknown field".into() });
     }
     let mut params = Vec::with_capacity(function.params.len());
     for (name, ty) in &function.params {
         let Some(value) = args.get(name) else {
             handles.pending.clear();
-            return Err(ArgError { path: String::new(), message: format!("missing field `{name}`") });
+            return Err(ArgError { path: name.clone(), message: "missing field".into() });
         };
         match from_json(ty, value, name, resources, handles) {
             Ok(val) => params.push(val),
@@ -364,19 +404,33 @@ async fn invoke(
         .get_func(&mut *store, function.export)
         .ok_or_else(|| wasmtime::Error::msg(format!("{} is not a function of this instance", function.name)))?;
     let mut results = vec![Val::Bool(false); usize::from(function.result.is_some())];
-    func.call_async(&mut *store, &params, &mut results).await?;
+    if func.ty(&*store).async_() {
+        // An `async func` (component-model async ABI) runs as a task on the store's event loop;
+        // the call returns when the task returns its value.
+        store.run_concurrent(async |accessor| func.call_concurrent(accessor, &params, &mut results).await).await??;
+    } else {
+        func.call_async(&mut *store, &params, &mut results).await?;
+    }
     Ok(results.pop())
 }
 
 /// Runs `work` under the sandbox's wall-clock bound too: the epoch deadline stops guest code,
-/// this also stops a guest blocked in a host call.
+/// this also stops a guest blocked in a host call (waiting for a client's answer, say). The
+/// client cancelling the call stops it the same way.
 async fn bounded<T>(
     sandbox: &Sandbox,
+    cancel: &tokio_util::sync::CancellationToken,
     work: impl Future<Output = wasmtime::Result<T>>,
 ) -> Result<wasmtime::Result<T>, RunError> {
-    match sandbox.timeout() {
-        Some(timeout) => tokio::time::timeout(timeout, work).await.map_err(|_| RunError::Timeout(timeout)),
-        None => Ok(work.await),
+    let bounded = async {
+        match sandbox.timeout() {
+            Some(timeout) => tokio::time::timeout(timeout, work).await.map_err(|_| RunError::Timeout(timeout)),
+            None => Ok(work.await),
+        }
+    };
+    tokio::select! {
+        result = bounded => result,
+        () = cancel.cancelled() => Err(RunError::Host("cancelled by the client".into())),
     }
 }
 

@@ -281,12 +281,14 @@ impl Reader<'_> {
             Type::Record(record) => {
                 let object = json.as_object().ok_or_else(|| self.mismatch("an object (record)", json))?;
                 if let Some(unknown) = object.keys().find(|k| !record.fields().any(|f| f.name == k.as_str())) {
-                    return Err(self.error(format!("unknown field `{unknown}`")));
+                    let unknown = unknown.clone();
+                    return self.nested(Segment::Field(unknown), |r| Err(r.error("unknown field")));
                 }
                 let mut fields = Vec::with_capacity(record.fields().len());
                 for field in record.fields() {
                     let Some(value) = object.get(field.name) else {
-                        return Err(self.error(format!("missing field `{}`", field.name)));
+                        let field = Segment::Field(field.name.to_string());
+                        return self.nested(field, |r| Err(r.error("missing field")));
                     };
                     let val = self.nested(Segment::Field(field.name.to_string()), |r| r.read(&field.ty, value))?;
                     fields.push((field.name.to_string(), val));

@@ -38,11 +38,29 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// Credentials given explicitly (e.g. by environment variables), for one registry only.
+#[derive(Clone)]
+pub struct ExplicitCredential {
+    /// The registry (`host[:port]`) they are for; no other registry is ever sent them.
+    pub registry: String,
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for ExplicitCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExplicitCredential({}, {}, ***)", self.registry, self.username)
+    }
+}
+
 /// Where to look for credentials, in this order.
 #[derive(Debug, Clone, Default)]
 pub struct CredentialSources {
-    /// Explicit credentials (e.g. from `WHARF_REGISTRY_USERNAME`/`WHARF_REGISTRY_PASSWORD`).
-    pub explicit: Option<(String, String)>,
+    /// Explicit credentials (e.g. from `WHARF_REGISTRY_USERNAME`/`WHARF_REGISTRY_PASSWORD`),
+    /// used only for their own registry.
+    pub explicit: Option<ExplicitCredential>,
     /// Wharf's login file (written by `wharf login`).
     pub login_file: Option<PathBuf>,
     /// Docker's `config.json`.
@@ -73,9 +91,13 @@ struct AuthEntry {
     password: Option<String>,
 }
 
-/// Finds the credentials for `registry` (`host[:port]`), or [`Credential::Anonymous`].
+/// Finds the credentials for `registry` (`host[:port]`), or [`Credential::Anonymous`]. Every
+/// source is keyed by registry host: nothing found for one registry is offered to another.
 pub fn resolve(registry: &str, sources: &CredentialSources) -> Result<Credential, Error> {
-    if let Some((username, password)) = &sources.explicit {
+    if let Some(explicit) = &sources.explicit
+        && registry_keys(registry).contains(&normalize(&explicit.registry))
+    {
+        let ExplicitCredential { username, password, .. } = explicit;
         return Ok(Credential::Basic { username: username.clone(), password: password.clone() });
     }
     for file in [&sources.login_file, &sources.docker_config].into_iter().flatten() {
@@ -248,8 +270,15 @@ mod tests {
             assert_eq!(std::fs::metadata(&login).unwrap().permissions().mode() & 0o777, 0o600);
         }
         let mut explicit = sources(&login, &docker);
-        explicit.explicit = Some(("env".into(), "pw".into()));
+        explicit.explicit = Some(ExplicitCredential {
+            registry: "R.example:5000".into(),
+            username: "env".into(),
+            password: "pw".into(),
+        });
         assert_eq!(resolve("r.example:5000", &explicit).unwrap(), basic("env", "pw"));
+        // Bound to their registry: another host or port gets the stored (or no) credentials.
+        assert_eq!(resolve("r.example:5001", &explicit).unwrap(), Credential::Anonymous);
+        assert_eq!(resolve("r.example", &explicit).unwrap(), Credential::Anonymous);
 
         assert!(remove_login(&login, "r.example:5000").unwrap());
         assert!(!remove_login(&login, "r.example:5000").unwrap());

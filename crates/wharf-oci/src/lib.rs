@@ -17,7 +17,7 @@
 //! use wharf_oci::{Credential, Layout, NoProgress, Registry};
 //!
 //! let store = Layout::create("/tmp/wharf-store".as_ref())?;
-//! let registry = Registry::new(&["127.0.0.1:5000".to_string()]);
+//! let registry = Registry::new(&["127.0.0.1:5000".to_string()])?;
 //! let reference = wharf_oci::parse_reference("127.0.0.1:5000/hello:v1")?;
 //! let pulled = registry.pull(&reference, &Credential::Anonymous, &store, &NoProgress).await?;
 //! let wasm = store.read_blob(&pulled.wasm_layer().digest)?;
@@ -32,6 +32,7 @@ pub mod digest;
 mod layout;
 mod metadata;
 mod registry;
+mod transport;
 pub mod wit;
 
 pub use artifact::{
@@ -42,7 +43,8 @@ pub use describe::{Description, LayerInfo, describe};
 pub use layout::{Layout, REF_NAME_ANNOTATION};
 pub use oci_client::Reference;
 pub use registry::{
-    ManifestDocument, NoProgress, Progress, Pulled, Registry, parse_manifest, parse_reference, plain_http_host,
+    MAX_INDEX_ENTRIES, MAX_LAYERS, ManifestDocument, NoProgress, Progress, Pulled, Registry, RegistryConfig,
+    parse_manifest, parse_reference, plain_http_host,
 };
 
 /// Everything that can go wrong, each naming what it was about.

@@ -20,6 +20,8 @@ use crate::artifact::{
 use crate::auth::Credential;
 use crate::digest::{Hasher, sha256_hex};
 use crate::layout::Layout;
+pub use crate::transport::RegistryConfig;
+use crate::transport::{Session, Transport, read_capped};
 
 /// Receives transfer progress (bytes), e.g. to draw a progress bar.
 pub trait Progress: Sync {
@@ -51,9 +53,11 @@ pub fn plain_http_host(input: &str) -> Option<String> {
     Some(rest.split('/').next().unwrap_or(rest).to_string())
 }
 
-/// A registry client (one per process; it caches tokens per repository).
+/// A registry client. Pulls and authentication go through wharf's own bounded HTTP
+/// ([`RegistryConfig`]: timeouts, manifest cap, where credentials may go); pushes through
+/// oci-client, given the token or credential found the same way.
 pub struct Registry {
-    client: Client,
+    transport: Transport,
 }
 
 /// An artifact in the local store, with its manifest and config.
@@ -99,34 +103,31 @@ impl Pulled {
 }
 
 impl Registry {
-    /// A client that speaks HTTPS, except plain HTTP to the `insecure` hosts (`host[:port]`).
-    pub fn new(insecure: &[String]) -> Registry {
-        // reqwest is built without a default crypto provider; pick ring once per process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let protocol =
-            if insecure.is_empty() { ClientProtocol::Https } else { ClientProtocol::HttpsExcept(insecure.to_vec()) };
-        let config = ClientConfig {
-            protocol,
-            // Index resolution is done here (wasm entries, not the host's platform).
-            platform_resolver: None,
-            user_agent: concat!("wharf/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
-        };
-        Registry { client: Client::new(config) }
+    /// A client that speaks HTTPS, except plain HTTP to the `insecure` hosts (`host[:port]`),
+    /// with the default limits.
+    pub fn new(insecure: &[String]) -> Result<Registry, Error> {
+        Registry::with_config(RegistryConfig { insecure: insecure.to_vec(), ..RegistryConfig::default() })
     }
 
-    async fn authenticate(
-        &self,
-        reference: &Reference,
-        credential: &Credential,
-        op: RegistryOperation,
-    ) -> Result<(), Error> {
-        let auth = match credential {
-            Credential::Anonymous => RegistryAuth::Anonymous,
-            Credential::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
-        };
-        self.client.auth(reference, &auth, op).await.map_err(|e| map_error(reference, e))?;
-        Ok(())
+    /// A client configured by `config`.
+    pub fn with_config(config: RegistryConfig) -> Result<Registry, Error> {
+        Ok(Registry { transport: Transport::new(config)? })
+    }
+
+    /// An oci-client for one push, with the same plain-HTTP hosts and timeouts.
+    fn push_client(&self) -> Client {
+        let config = &self.transport.config;
+        let mut plain: Vec<String> = config.insecure.clone();
+        plain.extend(config.plain_http.iter().cloned());
+        let protocol = if plain.is_empty() { ClientProtocol::Https } else { ClientProtocol::HttpsExcept(plain) };
+        Client::new(ClientConfig {
+            protocol,
+            platform_resolver: None,
+            user_agent: concat!("wharf/", env!("CARGO_PKG_VERSION")),
+            read_timeout: Some(config.timeout),
+            connect_timeout: Some(config.timeout),
+            ..ClientConfig::default()
+        })
     }
 
     /// Pushes the artifact (blobs the registry already has are skipped) and tags it.
@@ -138,27 +139,33 @@ impl Registry {
         artifact: &Artifact,
         progress: &dyn Progress,
     ) -> Result<String, Error> {
-        self.authenticate(reference, credential, RegistryOperation::Push).await?;
+        let session = self.transport.authenticate(reference, credential, "pull,push").await?;
+        let client = self.push_client();
+        if session.auth != RegistryAuth::Anonymous {
+            // A token is stored as is; a basic credential is checked against /v2/ once more.
+            client
+                .auth(reference, &session.auth, RegistryOperation::Push)
+                .await
+                .map_err(|e| session.explain(map_error(reference, e)))?;
+        }
+        let explain = |e| session.explain(map_error(reference, e));
         let blobs = [
             (&artifact.manifest.config.digest, &artifact.config_bytes),
             (&artifact.manifest.layers[0].digest, &artifact.layer),
         ];
         progress.add_total(blobs.iter().map(|(_, b)| b.len() as u64).sum());
         for (digest, bytes) in blobs {
-            let exists = self.client.blob_exists(reference, digest).await.map_err(|e| map_error(reference, e))?;
+            let exists = client.blob_exists(reference, digest).await.map_err(explain)?;
             if exists {
                 tracing::debug!(%digest, "blob already in the registry");
             } else {
                 tracing::debug!(%digest, size = bytes.len(), "pushing blob");
-                self.client.push_blob(reference, bytes.clone(), digest).await.map_err(|e| map_error(reference, e))?;
+                client.push_blob(reference, bytes.clone(), digest).await.map_err(explain)?;
             }
             progress.advance(bytes.len() as u64);
         }
         let content_type = MANIFEST_MEDIA_TYPE.parse().expect("a valid header value");
-        self.client
-            .push_manifest_raw(reference, artifact.manifest_bytes.clone(), content_type)
-            .await
-            .map_err(|e| map_error(reference, e))?;
+        client.push_manifest_raw(reference, artifact.manifest_bytes.clone(), content_type).await.map_err(explain)?;
         Ok(artifact.manifest_digest())
     }
 
@@ -172,8 +179,8 @@ impl Registry {
         progress: &dyn Progress,
     ) -> Result<Pulled, Error> {
         let label = reference.whole();
-        self.authenticate(reference, credential, RegistryOperation::Pull).await?;
-        let Resolved { bytes, digest, media_type, index, manifest } = self.resolve(reference).await?;
+        let session = self.transport.authenticate(reference, credential, "pull").await?;
+        let Resolved { bytes, digest, media_type, index, manifest } = self.resolve(reference, &session).await?;
 
         // Stage every missing blob, verified, before anything becomes visible.
         let mut wanted = vec![&manifest.config];
@@ -182,7 +189,10 @@ impl Registry {
         progress.add_total(missing.iter().map(|d| d.size).sum());
         let mut staged = Vec::new();
         for descriptor in missing {
-            staged.push((descriptor.digest.clone(), self.download(reference, descriptor, layout, progress).await?));
+            staged.push((
+                descriptor.digest.clone(),
+                self.download(reference, &session, descriptor, layout, progress).await?,
+            ));
         }
         for (digest, file) in staged {
             layout.commit_blob(&digest, file)?;
@@ -214,63 +224,49 @@ impl Registry {
 
     /// Reads the manifest and config of `reference` without storing anything (for `inspect`).
     pub async fn fetch(&self, reference: &Reference, credential: &Credential) -> Result<Pulled, Error> {
-        self.authenticate(reference, credential, RegistryOperation::Pull).await?;
-        let Resolved { bytes, digest, index, manifest, .. } = self.resolve(reference).await?;
-        let mut config_bytes = Vec::new();
-        let mut stream = self
-            .client
-            .pull_blob_stream(reference, manifest.config.digest.as_str())
-            .await
-            .map_err(|e| map_error(reference, e))?
-            .stream;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Registry { reference: reference.whole(), detail: e.to_string() })?;
-            config_bytes.extend_from_slice(&chunk);
-            if config_bytes.len() as u64 > manifest.config.size {
-                break;
-            }
-        }
-        crate::digest::verify(&format!("config of {}", reference.whole()), &manifest.config.digest, &config_bytes)?;
+        let session = self.transport.authenticate(reference, credential, "pull").await?;
+        let Resolved { bytes, digest, index, manifest, .. } = self.resolve(reference, &session).await?;
+        let config = &manifest.config;
+        sha256_hex(&config.digest)?;
+        let cap = config.size.min(self.transport.config.max_manifest_bytes);
+        let response = self.transport.blob(reference, &session, &config.digest).await?;
+        let what = format!("config blob {}", config.digest);
+        let config_bytes = read_capped(response, cap, reference, &what, self.transport.config.timeout).await?;
+        crate::digest::verify(&format!("config of {}", reference.whole()), &config.digest, &config_bytes)?;
         let index_digest = index.map(|(digest, _)| digest);
         Ok(Pulled { manifest_digest: digest, index_digest, manifest, manifest_size: bytes.len() as u64, config_bytes })
     }
 
     /// Fetches the manifest, following an image index to its Wasm entry.
-    async fn resolve(&self, reference: &Reference) -> Result<Resolved, Error> {
+    async fn resolve(&self, reference: &Reference, session: &Session) -> Result<Resolved, Error> {
         let label = reference.whole();
-        let (bytes, digest) = self.fetch_manifest(reference).await?;
+        let (bytes, digest) = self.fetch_manifest(reference, session).await?;
         let media_type = media_type_of(&bytes);
         match parse_manifest(&media_type, &bytes, &label)? {
             ManifestDocument::Manifest(manifest) => Ok(Resolved { bytes, digest, media_type, index: None, manifest }),
             ManifestDocument::Index(entry) => {
                 tracing::debug!(index = %digest, entry = %entry.digest, "resolved image index");
                 let index = Some((digest, bytes));
-                let (bytes, digest) = self.fetch_manifest(&reference.clone_with_digest(entry.digest.clone())).await?;
+                let (bytes, digest) =
+                    self.fetch_manifest(&reference.clone_with_digest(entry.digest.clone()), session).await?;
                 let manifest = parse_image_manifest(&bytes, &label)?;
                 Ok(Resolved { bytes, digest, media_type: entry.media_type, index, manifest })
             }
         }
     }
 
-    /// Fetches a manifest or index; oci-client checks it against the digest header and the
-    /// reference's digest.
-    async fn fetch_manifest(&self, reference: &Reference) -> Result<(Vec<u8>, String), Error> {
+    /// Fetches a manifest or index, bounded in size and time, checked against the digest header
+    /// and the reference's digest.
+    async fn fetch_manifest(&self, reference: &Reference, session: &Session) -> Result<(Vec<u8>, String), Error> {
         let accepted = [MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, DOCKER_LIST_MEDIA_TYPE];
-        let (bytes, digest) = self
-            .client
-            .pull_manifest_raw(reference, &RegistryAuth::Anonymous, &accepted)
-            .await
-            .map_err(|e| map_error(reference, e))?;
-        if let Some(expected) = reference.digest() {
-            crate::digest::verify(&format!("manifest {}", reference.whole()), expected, &bytes)?;
-        }
-        Ok((bytes.to_vec(), digest))
+        self.transport.manifest(reference, session, &accepted).await
     }
 
     /// Streams one blob into a temp file in the store, hashing as it goes.
     async fn download(
         &self,
         reference: &Reference,
+        session: &Session,
         descriptor: &Descriptor,
         layout: &Layout,
         progress: &dyn Progress,
@@ -280,8 +276,14 @@ impl Registry {
         let mut file = layout.temp_file()?;
         let mut hasher = Hasher::default();
         let mut received = 0u64;
-        let mut stream =
-            self.client.pull_blob_stream(reference, expected).await.map_err(|e| map_error(reference, e))?.stream;
+        let response = self.transport.blob(reference, session, expected).await?;
+        if response.content_length().is_some_and(|n| n > descriptor.size) {
+            return Err(Error::Registry {
+                reference: reference.whole(),
+                detail: format!("blob {expected} is larger than its declared {} bytes", descriptor.size),
+            });
+        }
+        let mut stream = response.bytes_stream();
         let mut failure = None;
         while let Some(chunk) = stream.next().await {
             match chunk {
@@ -348,6 +350,11 @@ fn media_type_of(bytes: &[u8]) -> String {
     }
 }
 
+/// The most layers an image manifest may list (Wasm artifacts have one; every layer is fetched).
+pub const MAX_LAYERS: usize = 64;
+/// The most entries an image index may list.
+pub const MAX_INDEX_ENTRIES: usize = 1024;
+
 /// The index in `bytes`, if `media_type` (or the document itself) says it is one.
 fn parse_index(media_type: &str, bytes: &[u8], label: &str) -> Result<Option<Index>, Error> {
     let media_type = if media_type.is_empty() { media_type_of(bytes) } else { media_type.to_string() };
@@ -357,7 +364,15 @@ fn parse_index(media_type: &str, bytes: &[u8], label: &str) -> Result<Option<Ind
     {
         return Ok(None);
     }
-    serde_json::from_slice(bytes).map(Some).map_err(|source| Error::Json { what: format!("index of {label}"), source })
+    let index: Index =
+        serde_json::from_slice(bytes).map_err(|source| Error::Json { what: format!("index of {label}"), source })?;
+    if index.manifests.len() > MAX_INDEX_ENTRIES {
+        return Err(Error::NotAWasmArtifact {
+            reference: label.into(),
+            reason: format!("an image index with {} entries (at most {MAX_INDEX_ENTRIES})", index.manifests.len()),
+        });
+    }
+    Ok(Some(index))
 }
 
 /// The Wasm entry of an index: a `wasm` architecture or `wasi*` OS, else the only entry.
@@ -407,6 +422,12 @@ pub fn parse_manifest(media_type: &str, bytes: &[u8], label: &str) -> Result<Man
 fn parse_image_manifest(bytes: &[u8], label: &str) -> Result<Manifest, Error> {
     let manifest: Manifest =
         serde_json::from_slice(bytes).map_err(|source| Error::Json { what: format!("manifest of {label}"), source })?;
+    if manifest.layers.len() > MAX_LAYERS {
+        return Err(Error::NotAWasmArtifact {
+            reference: label.into(),
+            reason: format!("a manifest with {} layers (at most {MAX_LAYERS})", manifest.layers.len()),
+        });
+    }
     match manifest.layers.first() {
         Some(layer) if is_wasm_layer(&layer.media_type) => Ok(manifest),
         Some(layer) => Err(Error::NotAWasmArtifact {
@@ -459,7 +480,7 @@ fn map_error(reference: &Reference, error: OciDistributionError) -> Error {
 }
 
 /// An error and its sources on one line, with a hint when TLS met a plain-HTTP server.
-fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut parts = vec![error.to_string()];
     let mut source = error.source();
     while let Some(cause) = source {
@@ -554,6 +575,25 @@ mod tests {
         for garbage in [&b""[..], b"null", b"[]", b"{\"manifests\":7}", b"\xff"] {
             assert!(parse_manifest("", garbage, "x").is_err(), "{garbage:?}");
         }
+    }
+
+    #[test]
+    fn layer_and_index_counts_are_capped() {
+        let layer = format!(r#"{{"mediaType":"application/wasm","digest":"sha256:{}","size":3}}"#, "a".repeat(64));
+        let manifest = |n: usize| {
+            format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"sha256:{}","size":2}},"layers":[{}]}}"#,
+                "b".repeat(64),
+                vec![layer.as_str(); n].join(",")
+            )
+        };
+        assert!(parse_image_manifest(manifest(MAX_LAYERS).as_bytes(), "x").is_ok());
+        let err = parse_image_manifest(manifest(MAX_LAYERS + 1).as_bytes(), "x").unwrap_err().to_string();
+        assert!(err.contains("at most 64"), "{err}");
+        let entries = vec![entry("wasip2", "wasm"); MAX_INDEX_ENTRIES + 1];
+        let index = serde_json::to_vec(&serde_json::json!({ "schemaVersion": 2, "manifests": entries })).unwrap();
+        let err = parse_manifest(INDEX_MEDIA_TYPE, &index, "x").unwrap_err().to_string();
+        assert!(err.contains("at most 1024"), "{err}");
     }
 
     #[test]

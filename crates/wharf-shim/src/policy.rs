@@ -19,9 +19,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use wharf_host::Backends;
 use wharf_host::capabilities::RuntimeContext;
+
+use wharf_host::Policy;
 use wharf_host::policy::{DirGrant, EnvGrant, PolicyError};
-use wharf_host::{Backends, Policy};
 
 /// Media type of a policy file shipped as a layer of the artifact.
 pub const POLICY_MEDIA_TYPE: &str = "application/vnd.wharf.policy.v1+toml";
@@ -83,7 +85,7 @@ pub struct Settings {
     pub policy: Policy,
     /// Where a `wasi:http` component listens.
     pub http_addr: std::net::SocketAddr,
-    /// The capabilities' backends (the key-value stores granted buckets live in, ...).
+    /// Every capability's backends (key-value stores, ...) the grants bind to.
     pub backends: Backends,
 }
 
@@ -125,7 +127,7 @@ impl Settings {
                 })?;
                 backends(&text, Path::new(path))?
             }
-            None => backends("", Path::new("/"))?,
+            None => backends("", root)?,
         };
         let http_addr = lookup(ENV_HTTP_ADDR).unwrap_or(DEFAULT_HTTP_ADDR);
         let http_addr = http_addr.parse().map_err(|_| SettingsError::HttpAddr(http_addr.to_string()))?;
@@ -151,24 +153,26 @@ impl Settings {
     }
 }
 
-/// The backends of a runtime-config file (relative paths are relative to the file), with an
-/// in-memory key-value store `default` unless the file defines one.
+/// Where embedded default backends would keep files inside the container (its filesystem is
+/// ephemeral, and may be read-only).
+const DATA_DIR: &str = "/var/lib/wharf";
+
+/// The backends of a runtime-config file's `text` at `path` (relative paths are relative to
+/// it), with the key-value store `default` in memory unless the file defines one: a container's
+/// files do not outlive it, so a redb file there would only pretend to persist.
 fn backends(text: &str, path: &Path) -> Result<Backends, SettingsError> {
     let bad = |message: String| SettingsError::RuntimeConfig { path: path.display().to_string(), message };
     let mut sections: toml::Table = toml::from_str(text).map_err(|e| bad(e.message().trim().replace('\n', " ")))?;
-    // The container's filesystem may be read-only: no redb file unless asked for.
-    if let Some(stores) = sections
+    let stores = sections
         .entry("keyvalue")
         .or_insert_with(|| toml::Table::new().into())
         .as_table_mut()
-        .map(|keyvalue| keyvalue.entry("stores").or_insert_with(|| toml::Table::new().into()))
-        .and_then(toml::Value::as_table_mut)
-    {
+        .map(|kv| kv.entry("stores").or_insert_with(|| toml::Table::new().into()));
+    if let Some(toml::Value::Table(stores)) = stores {
         stores.entry("default").or_insert_with(|| toml::toml! { type = "memory" }.into());
     }
-    let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-    // Embedded defaults of other capabilities go to the container's /tmp.
-    let context = RuntimeContext { base, data_dir: PathBuf::from("/tmp/wharf") };
+    let base = if path == Path::new("/") { path } else { path.parent().unwrap_or(Path::new("/")) };
+    let context = RuntimeContext { base: base.to_path_buf(), data_dir: PathBuf::from(DATA_DIR) };
     Backends::new(&sections, &context).map_err(|e| bad(e.to_string()))
 }
 
@@ -299,6 +303,22 @@ mod tests {
         assert_eq!(s.policy.timeout, Some(std::time::Duration::from_secs(7)));
         assert_eq!(s.policy.env.iter().filter(|g| g.name == "FROM_POD").count(), 1);
         assert!(!s.policy.env.iter().any(|g| g.name.starts_with("WHARF_")));
+    }
+
+    #[test]
+    fn keyvalue_grants_bind_to_an_in_memory_default_or_the_runtime_config() {
+        let e = env(&["WHARF_POLICY=keyvalue = [\"counters\", \"cache=shared\"]"]);
+        let s = Settings::new(&e[..1], None, "", no_file).unwrap();
+        // `default` exists without any file; `shared` does not.
+        let err = wharf_host::Sandbox::new(&s.policy, &s.backends, |_| None).unwrap_err().to_string();
+        assert!(err.contains("shared"), "{err}");
+        let config = |_: &Path| Ok("[keyvalue.stores.shared]\ntype = \"memory\"\n".to_string());
+        let e = env(&[e[0].as_str(), "WHARF_RUNTIME_CONFIG=/etc/wharf/runtime.toml"]);
+        let s = Settings::new(&e, None, "", config).unwrap();
+        wharf_host::Sandbox::new(&s.policy, &s.backends, |_| None).unwrap();
+        let bad = |_: &Path| Ok("[nonsense]\n".to_string());
+        let err = Settings::new(&e, None, "", bad).unwrap_err().to_string();
+        assert!(err.starts_with("in WHARF_RUNTIME_CONFIG=/etc/wharf/runtime.toml: unknown section"), "{err}");
     }
 
     #[test]

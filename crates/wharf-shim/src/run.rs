@@ -11,7 +11,7 @@ use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source, WasmLayer};
 use wasmtime::component::Component;
 use wharf_host::policy::PolicyError;
 use wharf_host::{EngineOptions, Host, LoadError, RunError, Sandbox, SandboxError, Stdio, WharfEngine};
-use wharf_http::{Router, Server, ServerOptions, Target};
+use wharf_http::{ListenerOptions, Reuse, Router, Server, ServerOptions, Target};
 
 use crate::policy::{POLICY_MEDIA_TYPE, Settings, SettingsError};
 
@@ -88,12 +88,18 @@ async fn run_component(ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
         let pre = host.prepare_proxy(&delivered.name, &component)?;
         let mut router = Router::default();
         router.add("/...", 0).expect("`/...` is a valid route");
-        let targets = vec![Target { name: delivered.name.clone(), pre, sandbox }];
+        let reuse = Reuse::default_for(&pre);
+        let targets = vec![Target { name: delivered.name.clone(), pre, sandbox, reuse }];
         let listener = tokio::net::TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.http_addr))?;
         eprintln!("containerd-shim-wharf: serving HTTP on http://{}/", listener.local_addr()?);
-        let options = ServerOptions { max_concurrency: MAX_CONCURRENCY, shutdown_timeout: SHUTDOWN_TIMEOUT };
+        let options = ServerOptions {
+            max_concurrency: MAX_CONCURRENCY,
+            shutdown_timeout: SHUTDOWN_TIMEOUT,
+            // `wharf serve`'s defaults: 512 connections, 10 s to send a request's headers.
+            listener: ListenerOptions::default(),
+        };
         Server::new(engine, targets, router, options).serve(listener, shutdown_signal()).await;
         return Ok(0);
     }
@@ -160,7 +166,10 @@ fn resolve(path: &Path) -> std::path::PathBuf {
 struct BadArtifact(String);
 
 fn exports_http(engine: &WharfEngine, component: &Component) -> bool {
-    component.component_type().exports(engine.engine()).any(|(name, _)| name.starts_with("wasi:http/incoming-handler@"))
+    // A WASI 0.2 proxy or a 0.3 service: both are served (instance reuse for 0.3).
+    component.component_type().exports(engine.engine()).any(|(name, _)| {
+        name.starts_with("wasi:http/incoming-handler@") || name.starts_with("wasi:http/handler@0.3")
+    })
 }
 
 fn exit_code(error: &anyhow::Error) -> i32 {

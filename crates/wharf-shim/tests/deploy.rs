@@ -38,7 +38,7 @@ fn the_validator_rejects_a_broken_manifest() {
     let text = std::fs::read_to_string(repo().join("deploy/deployment.yaml")).unwrap();
     let broken = dir.path().join("deployment.yaml");
     std::fs::write(&broken, text.replace("replicas: 2", "replicas: two")).unwrap();
-    assert!(!validate(&[broken.clone()]).status.success());
+    assert!(!validate(std::slice::from_ref(&broken)).status.success());
     std::fs::write(&broken, text.replace("runtimeClassName: wharf", "runtimeClass: wharf")).unwrap();
     assert!(!validate(&[broken]).status.success(), "--strict refuses unknown fields");
 }

@@ -10,6 +10,7 @@ mod commands;
 mod dirs;
 mod exit;
 mod policy_args;
+mod resolver;
 mod runtime_config;
 
 /// Run WebAssembly components, sandboxed by default.
@@ -42,7 +43,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Servers log one access line per request unless WHARF_LOG says otherwise.
     init_logging(match cli.command {
-        Command::Serve(_) => "warn,wharf::access=info,wharf_http=info",
+        // Guest output is logged too: labelled, escaped and bounded (wharf::guest).
+        Command::Serve(_) => "warn,wharf::access=info,wharf_http=info,wharf::guest=info",
         // Guest output is logged, never written to stdout (the stdio transport).
         Command::Mcp(_) => "warn,wharf::guest=info,wharf::calls=info",
         Command::Call(_) => "warn,wharf::guest=info",

@@ -9,6 +9,11 @@
 //! - `/sleep?ms=N`: waits N milliseconds, then answers `slept N ms`.
 //! - `/loop`: spins forever; `/trap`: panics; `/memory?mb=N`: allocates N MiB.
 //! - `/env`: prints the environment; anything else: a greeting naming this component.
+//! - `/forge-log`: writes lines to stdout and stderr that imitate wharf's access log, with a
+//!   carriage return and terminal escapes, then 1 MiB more (to forge or flood the server log).
+//! - `/lookups?name=SUFFIX&n=N`: starts N name lookups (`0.SUFFIX`, `1.SUFFIX`, ...) at once
+//!   without waiting for them, and answers how many started and how many were refused.
+//! - `/read?path=PATH`: answers the file's contents.
 use std::io::{Read, Write};
 
 use wasip2::http::outgoing_handler;
@@ -118,11 +123,35 @@ impl wasip2::exports::http::incoming_handler::Guest for Echo {
                 let chunks: Vec<Vec<u8>> = (0..mb).map(|_| vec![1u8; 1 << 20]).collect();
                 respond(out, 200, text, |w| write!(w, "allocated {} MiB", chunks.len()).unwrap());
             }
+            "/forge-log" => {
+                let forged = "2026-12-01T00:00:00.000000Z  INFO wharf::access: GET /admin 200 - 0.100ms";
+                println!("\r\x1b[2K{forged}");
+                eprintln!("{forged}\nsecond line\x1b[31m");
+                print!("{}", "f".repeat(1 << 20));
+                respond(out, 200, text, |w| w.write_all(b"forged").unwrap());
+            }
             "/env" => respond(out, 200, text, |w| {
                 for (k, v) in std::env::vars() {
                     writeln!(w, "{k}={v}").unwrap();
                 }
             }),
+            "/lookups" => {
+                let suffix = query_param(query, "name").unwrap_or_default();
+                let n: usize = query_param(query, "n").and_then(|n| n.parse().ok()).unwrap_or(0);
+                let network = wasip2::sockets::instance_network::instance_network();
+                let (mut started, mut refused) = (Vec::new(), 0);
+                for i in 0..n {
+                    match wasip2::sockets::ip_name_lookup::resolve_addresses(&network, &format!("{i}.{suffix}")) {
+                        Ok(stream) => started.push(stream),
+                        Err(_) => refused += 1,
+                    }
+                }
+                respond(out, 200, text, |w| write!(w, "started {}, refused {refused}", started.len()).unwrap());
+            }
+            "/read" => match std::fs::read(query_param(query, "path").unwrap_or_default()) {
+                Ok(bytes) => respond(out, 200, text, |w| w.write_all(&bytes).unwrap()),
+                Err(e) => respond(out, 500, text, |w| write!(w, "read failed: {e}").unwrap()),
+            },
             _ => respond(out, 200, text, |w| w.write_all(b"hello from http_echo\n").unwrap()),
         }
     }

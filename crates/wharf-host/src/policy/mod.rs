@@ -18,6 +18,7 @@
 //! The keys after `timeout` belong to capabilities ([`crate::capabilities`]): each checks its
 //! own grants, and the policy keeps them as [`CapabilityGrant`]s.
 pub(crate) mod net;
+mod special;
 mod units;
 
 use std::collections::BTreeMap;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use net::{HostPattern, NetRule, SocketGrants};
+pub use net::{HostPattern, NetGrants, NetRule};
 pub use units::{format_size, parse_size};
 
 /// Memory a component may use when no policy says otherwise.

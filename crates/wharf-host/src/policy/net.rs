@@ -1,12 +1,12 @@
 //! Outbound network grants: `HOST[:PORT]` rules with exact names, `*.suffix` wildcards, IP
 //! addresses and CIDR ranges, and the checks that enforce them.
-use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use ipnet::IpNet;
 
 use super::PolicyError;
+pub use super::special::is_internal;
 
 /// Which hosts a rule names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,9 +133,13 @@ impl NetRule {
         if let Ok(ip) = IpAddr::from_str(host) {
             return self.matches_ip(canonical(ip));
         }
-        let name = host.trim_end_matches('.').to_ascii_lowercase();
+        self.matches_name(&host.trim_end_matches('.').to_ascii_lowercase())
+    }
+
+    /// Whether this rule names `name` (lower-case, no trailing dot) or a wildcard above it.
+    fn matches_name(&self, name: &str) -> bool {
         match &self.host {
-            HostPattern::Name(n) => *n == name,
+            HostPattern::Name(n) => n == name,
             HostPattern::Wildcard(suffix) => name.len() > suffix.len() && name.ends_with(suffix.as_str()),
             HostPattern::Ip(_) | HostPattern::Cidr(_) => false,
         }
@@ -150,49 +154,70 @@ impl NetRule {
     }
 }
 
-/// The socket-level view of a set of rules: addresses only, since a socket never sees names.
+/// The network grants of one policy, ready to check what a guest asks for: name lookups,
+/// socket addresses and outbound HTTP requests. Nothing here resolves a name: lookups are made
+/// by [`crate::dns`] for the guest (and checked here), so a name's answers are judged when they
+/// are used, not once at startup.
 ///
-/// Exact names are resolved once, when this is built; a socket may reach the addresses they
-/// resolved to. Wildcard names cannot be checked against a bare address, so they grant no
-/// socket access (they do apply to outbound HTTP, where the name is known).
+/// The rule everywhere: an address or CIDR rule grants exactly what it names. A name or
+/// wildcard rule grants the addresses the name resolves to, except internal ones (loopback,
+/// link-local, private, unique-local, see [`is_internal`]): those need an address rule.
 #[derive(Clone, Debug, Default)]
-pub struct SocketGrants {
+pub struct NetGrants {
     rules: Vec<NetRule>,
-    resolved: HashSet<(IpAddr, Option<u16>)>,
 }
 
-impl SocketGrants {
-    /// Resolves the exact names among `rules`. A name that does not resolve grants nothing.
-    pub fn resolve(rules: &[NetRule]) -> Self {
-        let mut resolved = HashSet::new();
-        let rules: Vec<NetRule> = rules.iter().filter(|r| r.scheme.is_none()).cloned().collect();
-        for rule in &rules {
-            if let HostPattern::Name(name) = &rule.host {
-                match (name.as_str(), 0).to_socket_addrs() {
-                    Ok(addrs) => resolved.extend(addrs.map(|a| (canonical(a.ip()), rule.port))),
-                    Err(e) => tracing::warn!(host = %name, "granted host does not resolve: {e}"),
-                }
-            }
-        }
-        SocketGrants { rules, resolved }
+impl NetGrants {
+    /// The grants of `rules` (`--allow-net`).
+    pub fn new(rules: &[NetRule]) -> Self {
+        NetGrants { rules: rules.to_vec() }
     }
 
-    /// Whether any rule names a host by DNS name (so the guest needs name lookups).
-    pub fn has_names(&self) -> bool {
-        self.rules.iter().any(|r| matches!(r.host, HostPattern::Name(_) | HostPattern::Wildcard(_)))
+    /// Whether any rule grants sockets (a rule without `http://`/`https://`).
+    pub fn has_sockets(&self) -> bool {
+        self.socket_rules().next().is_some()
     }
 
-    /// Whether nothing at all is granted.
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+    fn socket_rules(&self) -> impl Iterator<Item = &NetRule> {
+        self.rules.iter().filter(|r| r.scheme.is_none())
     }
 
-    /// Whether a socket may connect to (or send to) `addr`.
-    pub fn allows(&self, addr: SocketAddr) -> bool {
+    /// The ports under which the guest may look up `name` (lower-case, no trailing dot): one
+    /// entry per socket rule that names it or a wildcard it falls under (`None` = any port).
+    /// Empty when no rule does: the lookup is refused before any query is made.
+    pub fn lookup_ports(&self, name: &str) -> Vec<Option<u16>> {
+        self.socket_rules().filter(|r| r.matches_name(name)).map(|r| r.port).collect()
+    }
+
+    /// Whether an answer to a granted lookup may be given to the guest: a public address, or
+    /// an internal one that a socket address rule names (on any port).
+    pub fn answer_allowed(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        !is_internal(ip) || self.socket_rules().any(|r| r.matches_ip(ip))
+    }
+
+    /// Whether an address or CIDR rule grants a socket connect (or datagram) to `addr`.
+    pub fn socket_address_granted(&self, addr: SocketAddr) -> bool {
         let ip = canonical(addr.ip());
-        self.rules.iter().any(|r| r.port_matches(addr.port()) && r.matches_ip(ip))
-            || self.resolved.contains(&(ip, Some(addr.port())))
-            || self.resolved.contains(&(ip, None))
+        self.socket_rules().any(|r| r.port_matches(addr.port()) && r.matches_ip(ip))
+    }
+
+    /// Whether an outbound HTTP request's URL is granted: `host` (a name or an IP literal) by
+    /// a rule with a matching scheme and port.
+    pub fn http_allows_url(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.rules.iter().any(|r| r.matches_http(scheme, host, port))
+    }
+
+    /// Whether an outbound HTTP request to a granted name may connect to `ip`, one of the
+    /// addresses the name resolved to: any public address, an internal one only when an
+    /// address rule with a matching scheme and port names it.
+    pub fn http_allows_address(&self, scheme: &str, ip: IpAddr, port: u16) -> bool {
+        let ip = canonical(ip);
+        !is_internal(ip)
+            || self
+                .rules
+                .iter()
+                .any(|r| r.scheme.is_none_or(|s| s == scheme) && r.port_matches(port) && r.matches_ip(ip))
     }
 }
 
@@ -244,26 +269,47 @@ mod tests {
         assert!(!r.matches_http("http", "127.0.0.1", 8081));
         assert!(!r.matches_http("http", "localhost", 8080), "names are not resolved for HTTP rules on addresses");
         // HTTP-only rules grant no sockets.
-        assert!(!SocketGrants::resolve(&[rule("http://127.0.0.1:80")]).allows("127.0.0.1:80".parse().unwrap()));
+        assert!(
+            !NetGrants::new(&[rule("http://127.0.0.1:80")]).socket_address_granted("127.0.0.1:80".parse().unwrap())
+        );
     }
 
     #[test]
     fn addresses_and_ranges_are_enforced() {
-        let grants = SocketGrants::resolve(&[rule("127.0.0.1:8080"), rule("10.0.0.0/8"), rule("*.example.test")]);
-        assert!(grants.allows("127.0.0.1:8080".parse().unwrap()));
-        assert!(grants.allows("[::ffff:127.0.0.1]:8080".parse().unwrap()));
-        assert!(!grants.allows("127.0.0.1:8081".parse().unwrap()));
-        assert!(!grants.allows("127.0.0.2:8080".parse().unwrap()));
-        assert!(!grants.allows("[::1]:8080".parse().unwrap()));
-        assert!(grants.allows("10.200.3.4:1".parse().unwrap()));
-        assert!(!grants.allows("11.0.0.1:1".parse().unwrap()));
+        let grants = NetGrants::new(&[rule("127.0.0.1:8080"), rule("10.0.0.0/8"), rule("*.example.test")]);
+        let granted = |a: &str| grants.socket_address_granted(a.parse().unwrap());
+        assert!(granted("127.0.0.1:8080"));
+        assert!(granted("[::ffff:127.0.0.1]:8080"));
+        assert!(!granted("127.0.0.1:8081"));
+        assert!(!granted("127.0.0.2:8080"));
+        assert!(!granted("[::1]:8080"));
+        assert!(granted("10.200.3.4:1"));
+        assert!(!granted("11.0.0.1:1"));
     }
 
     #[test]
-    fn names_resolve_to_their_addresses() {
-        let grants = SocketGrants::resolve(&[rule("localhost:9000")]);
-        assert!(grants.allows("127.0.0.1:9000".parse().unwrap()));
-        assert!(!grants.allows("127.0.0.1:9001".parse().unwrap()));
-        assert!(grants.has_names());
+    fn names_grant_lookups_and_public_answers_only() {
+        let grants = NetGrants::new(&[rule("api.example.test:443"), rule("*.wild.test"), rule("https://web.test")]);
+        assert_eq!(grants.lookup_ports("api.example.test"), vec![Some(443)]);
+        assert_eq!(grants.lookup_ports("a.b.wild.test"), vec![None]);
+        assert!(grants.lookup_ports("wild.test").is_empty());
+        assert!(grants.lookup_ports("evil.test").is_empty());
+        // An HTTP-only rule grants the host's lookups, not the guest's.
+        assert!(grants.lookup_ports("web.test").is_empty());
+        for internal in ["127.0.0.1", "::1", "::ffff:127.0.0.1", "169.254.169.254", "10.0.0.1", "fd00::1"] {
+            assert!(!grants.answer_allowed(internal.parse().unwrap()), "{internal}");
+            assert!(!grants.http_allows_address("https", internal.parse().unwrap(), 443), "{internal}");
+        }
+        assert!(grants.answer_allowed("93.184.216.34".parse().unwrap()));
+        assert!(grants.http_allows_address("https", "93.184.216.34".parse().unwrap(), 443));
+        // An address rule makes an internal answer usable, on its own port and scheme.
+        let grants = NetGrants::new(&[rule("localhost:9000"), rule("127.0.0.1:9000"), rule("http://10.0.0.1")]);
+        assert!(grants.answer_allowed("127.0.0.1".parse().unwrap()));
+        assert!(!grants.answer_allowed("::1".parse().unwrap()));
+        assert!(grants.http_allows_address("http", "127.0.0.1".parse().unwrap(), 9000));
+        assert!(!grants.http_allows_address("http", "127.0.0.1".parse().unwrap(), 9001));
+        assert!(grants.http_allows_address("http", "10.0.0.1".parse().unwrap(), 80));
+        assert!(!grants.http_allows_address("https", "10.0.0.1".parse().unwrap(), 443));
+        assert!(!grants.answer_allowed("10.0.0.1".parse().unwrap()), "an HTTP rule grants no socket");
     }
 }

@@ -88,13 +88,26 @@ impl Containerd {
         self.dir.as_ref().unwrap().path()
     }
 
-    fn socket(&self) -> PathBuf {
+    /// This daemon's namespace (every `ctr` call here uses it).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// containerd's gRPC socket.
+    pub fn socket(&self) -> PathBuf {
         self.dir().join("containerd.sock")
     }
 
-    /// The daemon's log (for failure messages).
+    /// The daemon's log (with the shims' lines).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// The last 40 lines of the log, without plugin loading (for failure messages).
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().filter(|l| !l.contains("plugin")).collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// `ctr --address SOCKET --namespace wharf-test ARGS`, run to completion (stdin closed).
@@ -169,33 +182,20 @@ impl Containerd {
     /// Writes an OCI image layout (one manifest: `config` and `layers` as (media type, bytes)),
     /// tars it and `ctr images import`s it as `image`.
     pub fn import_layout(&self, work: &Path, image: &str, config: (&str, Vec<u8>), layers: &[(&str, Vec<u8>)]) -> Ran {
-        let layout = work.join("layout");
-        let blobs = layout.join("blobs/sha256");
-        std::fs::create_dir_all(&blobs).unwrap();
-        let put = |bytes: &[u8], media_type: &str| {
-            let d = digest(bytes);
-            std::fs::write(blobs.join(d.trim_start_matches("sha256:")), bytes).unwrap();
-            serde_json::json!({ "mediaType": media_type, "digest": d, "size": bytes.len() })
-        };
-        let config = put(&config.1, config.0);
-        let layers: Vec<_> = layers.iter().map(|(media_type, bytes)| put(bytes, media_type)).collect();
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": config,
-            "layers": layers,
-        });
-        let mut manifest_desc =
-            put(&serde_json::to_vec(&manifest).unwrap(), "application/vnd.oci.image.manifest.v1+json");
-        manifest_desc["annotations"] = serde_json::json!({ "io.containerd.image.name": image });
-        manifest_desc["platform"] = serde_json::json!({ "architecture": "wasm", "os": "wasi" });
-        let index = serde_json::json!({ "schemaVersion": 2, "manifests": [manifest_desc] });
-        std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-        std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        let tarball = work.join("image.tar");
-        let tar = Command::new("tar").arg("-cf").arg(&tarball).arg("-C").arg(&layout).arg(".").status().unwrap();
-        assert!(tar.success());
+        let tarball = write_layout(work, image, config, layers);
         self.ctr_text(&["images", "import", "--platform", "wasi/wasm", tarball.to_str().unwrap()])
+    }
+
+    /// As [`Self::import_layout`], with `--no-unpack`: the content and the image record only.
+    pub fn import_layout_no_unpack(
+        &self,
+        work: &Path,
+        image: &str,
+        config: (&str, Vec<u8>),
+        layers: &[(&str, Vec<u8>)],
+    ) -> Ran {
+        let tarball = write_layout(work, image, config, layers);
+        self.ctr_text(&["images", "import", "--no-unpack", "--platform", "wasi/wasm", tarball.to_str().unwrap()])
     }
 
     /// Processes whose command line mentions this daemon's temp dir (shims, containerd).
@@ -284,6 +284,36 @@ impl Drop for Containerd {
             );
         }
     }
+}
+
+/// Writes an OCI image layout of one manifest under `work` and tars it; returns the tarball.
+fn write_layout(work: &Path, image: &str, config: (&str, Vec<u8>), layers: &[(&str, Vec<u8>)]) -> PathBuf {
+    let layout = work.join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8], media_type: &str| {
+        let d = digest(bytes);
+        std::fs::write(blobs.join(d.trim_start_matches("sha256:")), bytes).unwrap();
+        serde_json::json!({ "mediaType": media_type, "digest": d, "size": bytes.len() })
+    };
+    let config = put(&config.1, config.0);
+    let layers: Vec<_> = layers.iter().map(|(media_type, bytes)| put(bytes, media_type)).collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config,
+        "layers": layers,
+    });
+    let mut manifest_desc = put(&serde_json::to_vec(&manifest).unwrap(), "application/vnd.oci.image.manifest.v1+json");
+    manifest_desc["annotations"] = serde_json::json!({ "io.containerd.image.name": image });
+    manifest_desc["platform"] = serde_json::json!({ "architecture": "wasm", "os": "wasi" });
+    let index = serde_json::json!({ "schemaVersion": 2, "manifests": [manifest_desc] });
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let tarball = work.join("image.tar");
+    let tar = Command::new("tar").arg("-cf").arg(&tarball).arg("-C").arg(&layout).arg(".").status().unwrap();
+    assert!(tar.success());
+    tarball
 }
 
 /// `sha256:HEX` of `bytes`.

@@ -2,6 +2,7 @@
 //! `ctr`: each test starts its own daemon on a temp root and socket ([`daemon`]), imports an
 //! image, runs it with `ctr run --runtime io.containerd.wharf.v1`, and checks on drop that no
 //! process or mount is left behind. Skipped (with a note) unless run as root.
+mod artifact;
 mod daemon;
 
 use std::io::{Read, Write};
@@ -16,7 +17,7 @@ fn command_prints_and_returns_its_exit_code() {
     let image = ctd.import_tar_layout("cli_echo", guests::CLI_ECHO.as_ref(), &[]);
     // Rust's std exits with 1 for any failure code (`wasi:cli/exit.exit(err)`).
     let ran = ctd.run(&[], &image, "echo", &["/cli_echo.wasm", "args", "stderr", "to-stderr", "exit", "7"]);
-    assert_eq!(ran.code, 1, "{ran:?}\n{}", ctd.log());
+    assert_eq!(ran.code, 1, "{ran:?}\n{}", ctd.log_tail());
     assert_eq!(ran.stdout, "/cli_echo.wasm\nargs\nstderr\nto-stderr\nexit\n7\n", "{ran:?}");
     assert!(ran.stderr.contains("to-stderr"), "{ran:?}");
 
@@ -63,7 +64,18 @@ fn files_and_sockets_need_a_grant() {
     // A read-only mount is a read-only grant.
     let ro = format!("type=bind,src={},dst=/data,options=rbind:ro", data.display());
     let ran = ctd.run(&["--mount", &ro], &image, "fs-ro", &["/cli_fs.wasm", "write", "/data/ro.txt", "x"]);
-    assert_eq!(ran.code, 1, "{ran:?}");
+    // Refused by Wharf's grant (WASI `not-permitted`), not only by the kernel (`read-only`).
+    assert_eq!((ran.code, ran.stdout.as_str()), (1, "error: Operation not permitted (os error 63)\n"), "{ran:?}");
+    assert!(!data.join("ro.txt").exists());
+    // A policy's read-only grant holds on a read-write mount (refused by Wharf, not the kernel).
+    let policy = "WHARF_POLICY=dirs = [\"/data:ro\"]";
+    let ran = ctd.run(
+        &["--mount", &rw, "--env", policy],
+        &image,
+        "fs-policy-ro",
+        &["/cli_fs.wasm", "write", "/data/ro.txt", "x"],
+    );
+    assert_eq!((ran.code, ran.stdout.as_str()), (1, "error: Operation not permitted (os error 63)\n"), "{ran:?}");
     assert!(!data.join("ro.txt").exists());
     // `..` does not climb out of the grant.
     let ran = ctd.run(&["--mount", &rw], &image, "fs-dotdot", &["/cli_fs.wasm", "read", "/data/../secret.txt"]);
@@ -108,7 +120,7 @@ fn kill_and_delete_leave_no_process_mount_or_cgroup() {
     let mut all = vec!["run", "-d", "--runtime", "io.containerd.wharf.v1", "--platform", "wasi/wasm"];
     all.extend([image.as_str(), "spin"]);
     let started = ctd.ctr_text(&all);
-    assert_eq!(started.code, 0, "{started:?}\n{}", ctd.log());
+    assert_eq!(started.code, 0, "{started:?}\n{}", ctd.log_tail());
     wait_for_status(&ctd, "spin", "RUNNING");
     assert!(!ctd.processes().is_empty(), "expected a shim process while the task runs");
     assert!(!ctd.cgroups().is_empty(), "expected the container's cgroup while the task runs");
@@ -119,7 +131,7 @@ fn kill_and_delete_leave_no_process_mount_or_cgroup() {
     assert_eq!(ctd.ctr_text(&["containers", "delete", "spin"]).code, 0);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(ctd.processes().is_empty() && ctd.mounts().is_empty()) {
-        assert!(Instant::now() < deadline, "left behind: {:?} {:?}\n{}", ctd.processes(), ctd.mounts(), ctd.log());
+        assert!(Instant::now() < deadline, "left behind: {:?} {:?}\n{}", ctd.processes(), ctd.mounts(), ctd.log_tail());
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -153,13 +165,13 @@ fn http_component_answers_through_the_shim() {
     let mut all = vec!["run", "-d", "--runtime", "io.containerd.wharf.v1", "--platform", "wasi/wasm", "--net-host"];
     all.extend(["--env", &addr, &image, "web"]);
     let started = ctd.ctr_text(&all);
-    assert_eq!(started.code, 0, "{started:?}\n{}", ctd.log());
+    assert_eq!(started.code, 0, "{started:?}\n{}", ctd.log_tail());
     let deadline = Instant::now() + Duration::from_secs(120);
     let response = loop {
         if let Some(response) = get(port, "/hello") {
             break response;
         }
-        assert!(Instant::now() < deadline, "no answer on port {port}\n{}", ctd.log());
+        assert!(Instant::now() < deadline, "no answer on port {port}\n{}", ctd.log_tail());
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -200,6 +212,37 @@ fn wg_artifact_is_refused_by_containerd_1_6() {
     assert!(imported.stderr.contains("mismatched image rootfs and manifest layers"), "{imported:?}");
 }
 
+/// The WG artifact (content imported, never unpacked): the shim reads the component and the
+/// artifact's policy layer from containerd's content store, compiles the component once in the
+/// shim process (Wharf's cache on the node, the compiled form in the content store) and loads
+/// the compiled form in later containers.
+#[test]
+fn wg_artifact_runs_from_the_content_store_compiled_once() {
+    let Some(ctd) = daemon::start() else { return };
+    let wasm = std::fs::read(guests::CLI_ENV).unwrap();
+    let image = artifact::import_wg_artifact(&ctd, "wg_env", &wasm, Some("env = [\"FROM_POLICY=yes\"]\n"));
+    for id in ["wg-first", "wg-second"] {
+        artifact::create_container(&ctd, id, &image, &["cli_env"], &["FROM_POD=1"]);
+        let ran = ctd.ctr_text(&["tasks", "start", id]);
+        assert_eq!(ran.code, 0, "{ran:?}\n{}", ctd.log_tail());
+        let lines: Vec<&str> = ran.stdout.lines().collect();
+        assert!(lines.contains(&"FROM_POLICY=yes") && lines.contains(&"FROM_POD=1"), "{ran:?}");
+        // `ctr tasks start` (attached) deletes the task when it exits.
+        assert_eq!(ctd.ctr_text(&["containers", "delete", id]).code, 0);
+    }
+    let log = ctd.log();
+    let layer = daemon::digest(&wasm);
+    assert_eq!(log.matches(&format!("precompiled {layer}")).count(), 1, "compiled once:\n{log}");
+    let content = ctd.ctr_text(&["content", "ls"]).stdout;
+    assert!(content.contains("runwasi.io/precompiled/wharf/"), "{content}");
+    let cache = ctd.dir().join("wharf-cache");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flat_map(|fingerprint| std::fs::read_dir(fingerprint.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 1, "one entry in Wharf's compile cache");
+}
+
 /// `GET PATH` on 127.0.0.1:PORT with `Connection: close`; the whole response, or `None` if
 /// nothing listens yet.
 fn get(port: u16, path: &str) -> Option<String> {
@@ -219,7 +262,7 @@ fn wait_for_status(ctd: &daemon::Containerd, id: &str, status: &str) {
         if tasks.stdout.lines().any(|l| l.split_whitespace().next() == Some(id) && l.contains(status)) {
             return;
         }
-        assert!(Instant::now() < deadline, "task {id} never reached {status}: {tasks:?}\n{}", ctd.log());
+        assert!(Instant::now() < deadline, "task {id} never reached {status}: {tasks:?}\n{}", ctd.log_tail());
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -32,7 +32,7 @@ impl InspectCommand {
         let pulled = match super::oci::parse_source(&self.source)? {
             Source::Registry(reference) => {
                 let credential = super::oci::credential(&reference)?;
-                self.registry.registry(&self.source).fetch(&reference, &credential).await?
+                self.registry.registry(&self.source)?.fetch(&reference, &credential).await?
             }
             Source::Layout { dir, name } => Pulled::from_layout(&Layout::open(&dir)?, name.as_deref())?,
             Source::File(path) => {
@@ -103,6 +103,9 @@ fn table(d: &Description) -> String {
             if let Some(target) = &world.target {
                 let _ = writeln!(out, "{:<13}{target}", "Target");
             }
+            if let Some(generation) = wasi_generation(&world.exports, &world.imports) {
+                let _ = writeln!(out, "{:<13}{generation}", "WASI");
+            }
             for (title, names) in [("Exports", &world.exports), ("Imports", &world.imports)] {
                 let _ = writeln!(out, "{title} ({})", names.len());
                 for name in names {
@@ -115,6 +118,20 @@ fn table(d: &Description) -> String {
         }
     }
     out
+}
+
+/// Which WASI generation a world is, from its `wasi:` names: 0.3 when it exports (or, for a
+/// library, imports) a `@0.3.x` interface. rustc's std makes 0.3 components import
+/// `wasi:cli@0.2.x` too, so a 0.2 import alone does not decide.
+fn wasi_generation(exports: &[String], imports: &[String]) -> Option<&'static str> {
+    let at = |names: &[String], line: &str| names.iter().any(|n| n.starts_with("wasi:") && n.contains(line));
+    if at(exports, "@0.3.") || (!at(exports, "@0.2.") && at(imports, "@0.3.")) {
+        Some("0.3 (async: streams, futures, async exports)")
+    } else if at(exports, "@0.2.") || at(imports, "@0.2.") {
+        Some("0.2")
+    } else {
+        None
+    }
 }
 
 fn size(bytes: u64) -> String {

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::{Map, Value};
 use wharf_host::{Backends, EngineOptions, Host, Policy, Sandbox};
-use wharf_mcp::{Loader, Outcome, ToolComponent, Toolbox};
+use wharf_mcp::{Loader, Outcome, ToolComponent, ToolNames, Toolbox};
 
 use super::oci::{Source, parse_source};
 use super::source::SourceArgs;
@@ -33,6 +33,12 @@ pub struct McpCommand {
     #[arg(long)]
     allow_load: bool,
 
+    /// How tool names are spelled: `dotted` (`types.types.echo`) or `underscore`
+    /// (`types_types_echo`, at most 64 characters, for APIs that accept only
+    /// `[a-zA-Z0-9_-]{1,64}`).
+    #[arg(long, value_name = "STYLE", default_value = "dotted")]
+    tool_names: ToolNamesArg,
+
     /// Grants for every component (`--timeout` is per call, default 30s).
     #[command(flatten)]
     policy: PolicyArgs,
@@ -40,19 +46,91 @@ pub struct McpCommand {
     #[command(flatten)]
     pull: SourceArgs,
 
+    #[command(flatten)]
+    http_limits: McpHttpArgs,
+
     /// Components (`.wasm` file, `oci:DIR[:NAME]` or registry reference), each optionally
     /// followed by `::POLICY.toml`, a policy file for that component alone (merged over the
-    /// flags).
-    #[arg(value_name = "COMPONENT[::POLICY]", required = true)]
+    /// flags), and preceded by `NAME=` to name its tools `NAME.*` (`=` alone: no prefix).
+    #[arg(value_name = "[NAME=]COMPONENT[::POLICY]", required = true)]
     components: Vec<String>,
+}
+
+/// `--tool-names`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ToolNamesArg {
+    Dotted,
+    Underscore,
+}
+
+/// Limits and access control of `--http`.
+#[derive(Args, Debug)]
+struct McpHttpArgs {
+    #[command(flatten)]
+    connections: super::serve::ListenArgs,
+
+    /// Live MCP sessions at most; at the cap a new session closes the oldest unused one, or
+    /// gets 503 when all are in use.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_sessions: u32,
+
+    /// How long a session that has not made a request since `initialize` lives.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    unused_session_timeout: Duration,
+
+    /// How long any session lives without a request.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    session_idle_timeout: Duration,
+
+    /// Require `Authorization: Bearer TOKEN` on every request, TOKEN being the value of the
+    /// environment variable NAME (read once at startup; it must be set and non-empty).
+    #[arg(long, value_name = "NAME")]
+    auth_token_env: Option<String>,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    wharf_host::policy::parse_duration(text).map_err(|e| e.to_string())
+}
+
+impl McpHttpArgs {
+    fn limits(&self) -> anyhow::Result<wharf_mcp::HttpLimits> {
+        let bearer_token = match &self.auth_token_env {
+            None => None,
+            Some(name) => match std::env::var(name) {
+                Ok(token) if !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()) => Some(token),
+                Ok(_) => {
+                    return Err(BadInput(format!(
+                        "--auth-token-env {name}: the token must be non-empty printable ASCII without spaces"
+                    ))
+                    .into());
+                }
+                Err(_) => return Err(BadInput(format!("--auth-token-env {name}: {name} is not set")).into()),
+            },
+        };
+        Ok(wharf_mcp::HttpLimits {
+            listener: self.connections.options(),
+            max_sessions: self.max_sessions as usize,
+            unused_session_timeout: self.unused_session_timeout,
+            session_idle_timeout: self.session_idle_timeout,
+            bearer_token,
+        })
+    }
 }
 
 impl McpCommand {
     /// Loads, links and catalogs every component, then serves until stdin closes (stdio) or
     /// SIGINT/SIGTERM (HTTP).
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        let limits = self.http_limits.limits()?;
+        if self.http.is_none() && self.http_limits.auth_token_env.is_some() {
+            return Err(BadInput("--auth-token-env applies to --http only".into()).into());
+        }
         let loader = Arc::new(ComponentLoader::new(&self.policy, self.pull.clone())?);
-        let toolbox = loader.toolbox(&self.components).await?;
+        let names = match self.tool_names {
+            ToolNamesArg::Dotted => ToolNames::Dotted,
+            ToolNamesArg::Underscore => ToolNames::Underscore,
+        };
+        let toolbox = loader.toolbox(&self.components, names).await?;
         let count = toolbox.snapshot().functions().count();
         let loader = self.allow_load.then_some(loader as Arc<dyn Loader>);
         match self.http {
@@ -66,7 +144,7 @@ impl McpCommand {
                     .with_context(|| format!("cannot listen on {address}"))?;
                 let address = listener.local_addr()?;
                 eprintln!("Serving {count} MCP tools on http://{address}{}", wharf_mcp::MCP_PATH);
-                wharf_mcp::serve_http(toolbox, loader, listener, super::serve::shutdown_signal()).await?;
+                wharf_mcp::serve_http(toolbox, loader, listener, limits, super::serve::shutdown_signal()).await?;
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -105,17 +183,18 @@ impl CallCommand {
             Err(e) => return Err(BadInput(format!("--args is not valid JSON: {e}")).into()),
         };
         let loader = ComponentLoader::new(&self.policy, self.pull.clone())?;
-        let toolbox = loader.toolbox(std::slice::from_ref(&self.component)).await?;
+        let toolbox = loader.toolbox(std::slice::from_ref(&self.component), ToolNames::Dotted).await?;
         let snapshot = toolbox.snapshot();
         let prefix = &snapshot.components().next().expect("one component").name;
-        let full = if self.tool.starts_with(&format!("{prefix}.")) {
+        let full = if prefix.is_empty() || self.tool.starts_with(&format!("{prefix}.")) {
             self.tool.clone()
         } else {
             format!("{prefix}.{}", self.tool)
         };
         let session = toolbox.session();
         let Some(outcome) = session.call(&full, &args).await else {
-            let known = snapshot.functions().map(|f| &f.name[prefix.len() + 1..]).collect::<Vec<_>>().join(", ");
+            let short = |name: &'_ str| name.strip_prefix(&format!("{prefix}.")).unwrap_or(name).to_string();
+            let known = snapshot.functions().map(|f| short(&f.name)).collect::<Vec<_>>().join(", ");
             return Err(BadInput(format!("{} has no tool `{}` (tools: {known})", self.component, self.tool)).into());
         };
         match outcome {
@@ -143,32 +222,46 @@ struct ComponentLoader {
 
 impl ComponentLoader {
     fn new(flags: &PolicyArgs, pull: SourceArgs) -> anyhow::Result<Self> {
-        let host = super::new_host(&EngineOptions::default())?;
+        let mut host = super::new_host(&EngineOptions::default())?;
+        // Tools may talk back to the client (progress, logs, content, sampling, elicitation).
+        wharf_mcp::talk::add_to_linker(host.linker_mut())?;
         Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, pull })
     }
 
-    /// Loads every `COMPONENT[::POLICY]`; a bad input fails here, before anything is served.
-    async fn toolbox(&self, inputs: &[String]) -> anyhow::Result<Arc<Toolbox>> {
+    /// Loads every `[NAME=]COMPONENT[::POLICY]`; a bad input fails here, before anything is
+    /// served.
+    async fn toolbox(&self, inputs: &[String], names: ToolNames) -> anyhow::Result<Arc<Toolbox>> {
         let mut components = Vec::new();
         for input in inputs {
+            let (name, input) = split_name(input);
             let (source, policy) = match input.split_once("::") {
                 Some((source, file)) => (source, self.base.clone().merge(read_policy_file(Path::new(file))?)),
-                None => (input.as_str(), self.base.clone()),
+                None => (input, self.base.clone()),
             };
-            components.push(self.load(source, policy).await?);
+            components.push(self.load_named(source, name, policy).await?);
         }
-        Ok(Arc::new(Toolbox::new(self.host.engine().clone(), components)))
+        Ok(Arc::new(Toolbox::with_names(self.host.engine().clone(), names, components)))
     }
 
-    async fn load(&self, source: &str, mut policy: Policy) -> anyhow::Result<ToolComponent> {
+    async fn load(&self, source: &str, policy: Policy) -> anyhow::Result<ToolComponent> {
+        self.load_named(source, None, policy).await
+    }
+
+    /// Loads `source` with tools named `name.*` (`Some("")`: no prefix), by default after its
+    /// file or repository name.
+    async fn load_named(&self, source: &str, name: Option<&str>, mut policy: Policy) -> anyhow::Result<ToolComponent> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
         let sandbox = Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
+            .map(|sandbox| sandbox.with_dns(crate::resolver::dns()))
             .with_context(|| format!("component {source}"))?;
         let loaded = self.pull.load(source).await?;
         loaded.check_declared_imports()?;
         let (component, _) = self.host.load(&loaded.name, &loaded.bytes)?;
         let pre = self.host.prepare(source, &component)?;
-        let name = component_name(source)?;
+        let name = match name {
+            Some(name) => name.to_string(),
+            None => component_name(source)?,
+        };
         Ok(ToolComponent::new(self.host.engine(), &name, &component, &loaded.bytes, pre, sandbox))
     }
 }
@@ -182,6 +275,19 @@ impl Loader for ComponentLoader {
 
 /// The prefix of a component's tool names: the file stem, the image name in a layout, or the
 /// last path segment of a registry repository.
+/// `NAME=REST` -> (`Some(NAME)`, `REST`) when NAME is empty or a plain name
+/// (`[A-Za-z0-9_-]`), so a path such as `./a=b.wasm` is never split.
+fn split_name(input: &str) -> (Option<&str>, &str) {
+    match input.split_once('=') {
+        Some((name, rest))
+            if !rest.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) =>
+        {
+            (Some(name), rest)
+        }
+        _ => (None, input),
+    }
+}
+
 fn component_name(source: &str) -> anyhow::Result<String> {
     let name = match parse_source(source)? {
         Source::File(path) => path.file_stem().map(|s| s.to_string_lossy().into_owned()),

@@ -6,23 +6,42 @@ use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use wharf_oci::{Credential, CredentialSources, Layout, Progress, Reference, Registry};
+use wharf_oci::{Credential, CredentialSources, Layout, Progress, Reference, Registry, RegistryConfig};
 
 /// Registry connection flags.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct RegistryArgs {
     /// Reach this registry (`host[:port]`) over plain HTTP; repeatable. A reference written
     /// `http://host/...` does the same for its host.
+    /// Credentials go over plain HTTP only to these hosts, never to an `http://` reference's.
     #[arg(long, value_name = "HOST")]
     pub insecure: Vec<String>,
+
+    /// How long to wait for a registry to connect, to send each piece of a response, and to
+    /// answer a token, ping or manifest request in full, e.g. `10s`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub registry_timeout: std::time::Duration,
+}
+
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    wharf_host::policy::parse_duration(text).map_err(|e| e.to_string())
 }
 
 impl RegistryArgs {
-    /// A registry client for `input` (plain HTTP to `--insecure` hosts and `http://` inputs).
-    pub fn registry(&self, input: &str) -> Registry {
-        let mut insecure = self.insecure.clone();
-        insecure.extend(wharf_oci::plain_http_host(input));
-        Registry::new(&insecure)
+    /// A registry client for `input`: plain HTTP to `--insecure` hosts (which may be sent
+    /// credentials) and to an `http://` input's host (which is never sent any).
+    pub fn registry(&self, input: &str) -> anyhow::Result<Registry> {
+        let plain_http = wharf_oci::plain_http_host(input)
+            .filter(|host| !self.insecure.iter().any(|h| h.eq_ignore_ascii_case(host)))
+            .into_iter()
+            .collect();
+        let config = RegistryConfig {
+            insecure: self.insecure.clone(),
+            plain_http,
+            timeout: self.registry_timeout,
+            ..RegistryConfig::default()
+        };
+        Ok(Registry::with_config(config)?)
     }
 }
 
@@ -71,20 +90,22 @@ pub fn login_file() -> PathBuf {
     crate::dirs::data_dir().join("auth.json")
 }
 
-/// Credentials for `reference`'s registry: `WHARF_REGISTRY_USERNAME`/`WHARF_REGISTRY_PASSWORD`,
-/// else `wharf login`'s file, else Docker's `config.json` (`$DOCKER_CONFIG` or `~/.docker`),
-/// else anonymous.
+/// Credentials for `reference`'s registry: `WHARF_REGISTRY_USERNAME`/`WHARF_REGISTRY_PASSWORD`
+/// when `WHARF_REGISTRY_HOST` names that registry, else `wharf login`'s file, else Docker's
+/// `config.json` (`$DOCKER_CONFIG` or `~/.docker`), else anonymous.
 pub fn credential(reference: &Reference) -> anyhow::Result<Credential> {
     let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-    let explicit = match (env("WHARF_REGISTRY_USERNAME"), env("WHARF_REGISTRY_PASSWORD")) {
-        (Some(user), Some(password)) => Some((user, password)),
-        (None, None) => None,
-        _ => {
-            return Err(crate::exit::BadInput(
-                "set both WHARF_REGISTRY_USERNAME and WHARF_REGISTRY_PASSWORD, or neither".into(),
-            )
-            .into());
+    let bad = |text: &str| -> anyhow::Error { crate::exit::BadInput(text.into()).into() };
+    let explicit = match (env("WHARF_REGISTRY_USERNAME"), env("WHARF_REGISTRY_PASSWORD"), env("WHARF_REGISTRY_HOST")) {
+        (Some(username), Some(password), Some(registry)) => {
+            Some(wharf_oci::auth::ExplicitCredential { registry, username, password })
         }
+        (Some(_), Some(_), None) => {
+            return Err(bad("WHARF_REGISTRY_USERNAME/WHARF_REGISTRY_PASSWORD are only sent to the registry named by \
+                 WHARF_REGISTRY_HOST (host[:port]); set it"));
+        }
+        (None, None, _) => None,
+        _ => return Err(bad("set both WHARF_REGISTRY_USERNAME and WHARF_REGISTRY_PASSWORD, or neither")),
     };
     let docker_dir = match std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
         Some(dir) => Some(PathBuf::from(dir)),

@@ -32,7 +32,7 @@ impl PullCommand {
             Source::Registry(reference) => {
                 let credential = super::oci::credential(&reference)?;
                 let store = super::oci::store()?;
-                let registry = self.registry.registry(&self.reference);
+                let registry = self.registry.registry(&self.reference)?;
                 let pulled = registry.pull(&reference, &credential, &store, &Bar::new("pulling")).await?;
                 println!("{}@{}", reference.whole().split('@').next().unwrap_or_default(), pulled.manifest_digest);
                 (pulled, store)

@@ -52,7 +52,7 @@ impl PushCommand {
         let artifact = wharf_oci::build(&self.file.display().to_string(), bytes, &options)?;
 
         let credential = super::oci::credential(&reference)?;
-        let registry = self.registry.registry(&self.reference);
+        let registry = self.registry.registry(&self.reference)?;
         let digest = registry.push(&reference, &credential, &artifact, &Bar::new("pushing")).await?;
         println!("{}@{digest}", reference.whole().split('@').next().unwrap_or_default());
         Ok(ExitCode::SUCCESS)

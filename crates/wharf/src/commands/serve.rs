@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use wharf_host::policy::parse_duration;
 use wharf_host::{EngineOptions, Host, PoolOptions, Sandbox, WharfEngine};
-use wharf_http::{AppManifest, Server, ServerOptions, Target};
+use wharf_http::{AppManifest, MessagingTrigger, Reuse, ReuseSpec, Server, ServerOptions, Target};
 
 use super::oci::{Source, parse_source};
 use super::source::SourceArgs;
@@ -33,6 +33,25 @@ pub struct ServeCommand {
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     shutdown_timeout: String,
 
+    #[command(flatten)]
+    connections: ListenArgs,
+
+    /// Requests one instance serves before it is retired. Default: 128 for WASI 0.3
+    /// components, 1 (a fresh instance per request) for 0.2. A manifest's
+    /// `max_instance_reuse_count` overrides it per component.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_instance_reuse_count: Option<u32>,
+
+    /// Requests one WASI 0.3 instance serves at once (default 16; 0.2 handlers take one at a
+    /// time). Manifest key: `max_instance_concurrent_reuse_count`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_instance_concurrent_reuse_count: Option<u32>,
+
+    /// How long an idle reused instance is kept for the next request (default 1s). Manifest
+    /// key: `idle_instance_timeout`.
+    #[arg(long, value_name = "DURATION")]
+    idle_instance_timeout: Option<String>,
+
     /// Grants for a single component (`--timeout` is per request, default 30s). With a
     /// manifest, grants live in each `[component.NAME]` table instead.
     #[command(flatten)]
@@ -47,11 +66,49 @@ pub struct ServeCommand {
     source: String,
 }
 
+/// Connection limits of an HTTP listener (`serve`, `mcp --http`).
+#[derive(Args, Debug, Clone)]
+pub struct ListenArgs {
+    /// Open connections at most; at the cap the least recently active idle connection is
+    /// closed to make room (keep the file descriptor limit, `ulimit -n`, above it).
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+
+    /// Time a client has to send a request's headers, counted from connecting or from the end
+    /// of its previous response (so also how long an idle keep-alive connection stays open).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    header_timeout: Duration,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+impl ListenArgs {
+    /// The listener options these flags give.
+    pub fn options(&self) -> wharf_http::ListenerOptions {
+        wharf_http::ListenerOptions {
+            max_connections: self.max_connections as usize,
+            header_timeout: self.header_timeout,
+        }
+    }
+}
+
 impl ServeCommand {
     /// Validates every flag and the manifest, loads and links every component, then binds
     /// and serves until SIGINT or SIGTERM.
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let shutdown_timeout = parse_duration(&self.shutdown_timeout).context("--shutdown-timeout")?;
+        let reuse_flags = ReuseSpec {
+            max_count: self.max_instance_reuse_count.map(|n| n as usize),
+            max_concurrent: self.max_instance_concurrent_reuse_count.map(|n| n as usize),
+            idle_timeout: self
+                .idle_instance_timeout
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .context("--idle-instance-timeout")?,
+        };
         let mut app = if self.source.ends_with(".toml") {
             if self.policy.is_set() {
                 return Err(BadInput(format!(
@@ -75,6 +132,7 @@ impl ServeCommand {
             .iter()
             .map(|c| {
                 Sandbox::new(&c.policy, &backends, |name| std::env::var(name).ok())
+                    .map(|sandbox| sandbox.with_label(&c.name).with_dns(crate::resolver::dns()))
                     .with_context(|| format!("component {}", c.name))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -84,7 +142,10 @@ impl ServeCommand {
         let engine = WharfEngine::new(&EngineOptions { pooling: Some(pool) })?;
         let host = Host::new(engine.clone(), Some(wharf_host::CompileCache::new(crate::dirs::cache_dir())))?;
         let mut targets = Vec::new();
-        for (spec, sandbox) in app.components.iter().zip(sandboxes) {
+        // Components no route uses need not export wasi:http (message handlers).
+        let mut http_index = Vec::new();
+        let mut triggers = Vec::new();
+        for (i, (spec, sandbox)) in app.components.iter().zip(sandboxes).enumerate() {
             // Files are relative to the manifest; layouts and references are taken as written.
             let input = match parse_source(&spec.source)? {
                 Source::File(_) => spec.source_path.display().to_string(),
@@ -93,16 +154,44 @@ impl ServeCommand {
             let loaded = self.pull.load(&input).await?;
             loaded.check_declared_imports()?;
             let (component, _) = host.load(&loaded.name, &loaded.bytes)?;
-            let pre = host.prepare_proxy(&spec.source, &component)?;
-            targets.push(Target { name: spec.name.clone(), pre, sandbox });
+            for trigger in app.messaging.iter().filter(|t| t.component == i) {
+                let pre = host.prepare(&spec.source, &component)?;
+                let trigger =
+                    MessagingTrigger::new(&spec.name, trigger.clone(), pre, sandbox.clone(), &backends, &engine)
+                        .map_err(|e| BadInput(e.to_string()))?;
+                triggers.push(std::sync::Arc::new(trigger));
+            }
+            if app.router.targets().any(|t| t == i) || app.messaging.iter().all(|t| t.component != i) {
+                let pre = host.prepare_proxy(&spec.source, &component)?;
+                // Manifest keys first, then flags, then the generation's default.
+                let reuse = spec.reuse.or(reuse_flags.or(Reuse::default_for(&pre)));
+                tracing::debug!(component = %spec.name, ?reuse, "instance reuse");
+                http_index.push(targets.len());
+                targets.push(Target { name: spec.name.clone(), pre, sandbox, reuse });
+            } else {
+                http_index.push(usize::MAX);
+            }
         }
+        app.router.remap(|i| http_index[i]);
 
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
         let address = listener.local_addr()?;
         eprintln!("Serving HTTP on http://{address}/");
-        let options = ServerOptions { max_concurrency: self.max_concurrency as usize, shutdown_timeout };
+        let options = ServerOptions {
+            max_concurrency: self.max_concurrency as usize,
+            shutdown_timeout,
+            listener: self.connections.options(),
+        };
+        for trigger in triggers {
+            let (engine, max) = (engine.clone(), self.max_concurrency as usize);
+            tokio::spawn(async move {
+                if let Err(e) = trigger.run(engine, max).await {
+                    tracing::error!("{e}");
+                }
+            });
+        }
         let server = Server::new(engine, targets, app.router, options);
         server.serve(listener, shutdown_signal()).await;
         Ok(ExitCode::SUCCESS)

@@ -70,7 +70,7 @@ impl SourceArgs {
                     Some(pulled) => pulled,
                     None => {
                         let credential = super::oci::credential(&reference)?;
-                        let registry = self.registry.registry(input);
+                        let registry = self.registry.registry(input)?;
                         registry.pull(&reference, &credential, &store, &Bar::new("pulling")).await?
                     }
                 };

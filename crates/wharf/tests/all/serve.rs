@@ -85,7 +85,7 @@ fn routes_between_components() {
 }
 
 /// A minimal HTTP server on 127.0.0.1 that answers every request with `upstream`.
-fn upstream_server() -> u16 {
+pub(crate) fn upstream_server() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -112,7 +112,13 @@ fn outbound_http_follows_the_allowlist() {
     let denied = Served::start(&["--allow-net", "*.example.test", HTTP_ECHO]);
     let (status, body) = fetch(&denied, &format!("127.0.0.1:{port}"));
     assert_eq!((status, body.as_str()), (502, "outbound request failed: ErrorCode::HttpRequestDenied"));
-    assert!(denied.log().contains("outbound HTTP request denied by policy"), "{}", denied.log());
+    // The log line is written before the response, but read by another thread: wait for it.
+    let logged = || denied.log().contains("outbound HTTP request denied by policy");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !logged() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(logged(), "{}", denied.log());
 }
 
 #[test]

@@ -25,7 +25,7 @@ import jsonschema
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import McpError
+from mcp.shared.exceptions import MCPError as McpError
 
 SCHEMA_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 # The policy every test server runs under (the spec's example flags).
@@ -161,11 +161,11 @@ class Session:
     async def list_tools(self):
         result = await self.session.list_tools()
         tools = list(result.tools)
-        cursor = result.nextCursor
+        cursor = result.next_cursor
         while cursor:
             page = await self.session.list_tools(params=types.PaginatedRequestParams(cursor=cursor))
             tools += page.tools
-            cursor = page.nextCursor
+            cursor = page.next_cursor
         self._tools = {tool.name: tool for tool in tools}
         return self._tools
 
@@ -189,14 +189,14 @@ class Session:
     async def ok(self, name: str, arguments: dict[str, Any], timeout: float = CALL_TIMEOUT) -> Any:
         """Calls a tool that must succeed; returns `structuredContent["result"]` (None if no result)."""
         result = await self.call(name, arguments, timeout)
-        assert not result.isError, f"{name}({arguments}) failed: {text_of(result)}\nserver log:\n{self.log()}"
-        return result.structuredContent.get("result")
+        assert not result.is_error, f"{name}({arguments}) failed: {text_of(result)}\nserver log:\n{self.log()}"
+        return result.structured_content.get("result")
 
     async def error(self, name: str, arguments: dict[str, Any], *needles: str, timeout: float = CALL_TIMEOUT) -> str:
         """Calls a tool that must fail with isError; returns its text, which contains every needle."""
         result = await self.call(name, arguments, timeout)
         text = text_of(result)
-        assert result.isError, f"{name}({arguments}) should have failed, got {text}"
+        assert result.is_error, f"{name}({arguments}) should have failed, got {text}"
         for needle in needles:
             assert needle in text, f"{name}({arguments}): expected {needle!r} in the error text {text!r}"
         return text
@@ -223,7 +223,7 @@ async def stdio_session(components: list[str], flags: list[str] | None = None) -
 async def http_session(server: HttpServer) -> AsyncIterator[Session]:
     """A new MCP session (its own `Mcp-Session-Id`) against a running HTTP server."""
     stray, handler = stray_recorder()
-    async with streamable_http_client(server.url) as (read, write, _session_id):
+    async with streamable_http_client(server.url) as (read, write):
         async with ClientSession(read, write, message_handler=handler) as session:
             await initialize(session, server.log.name)
             yield Session(session, "http", server.log.name, stray)
@@ -297,8 +297,8 @@ def check_result(name: str, tool, result) -> None:
     or `{}` for a function without a result. Errors other than `err` results carry text only."""
     blocks = result.content
     assert len(blocks) == 1 and blocks[0].type == "text", f"{name}: expected one text block, got {blocks!r}"
-    structured = result.structuredContent
-    if result.isError and structured is None:
+    structured = result.structured_content
+    if result.is_error and structured is None:
         return  # invalid arguments, trap, timeout, ...: a message, no value
     assert structured is not None, f"{name}: no structuredContent in {result!r}"
     text = blocks[0].text
@@ -309,11 +309,11 @@ def check_result(name: str, tool, result) -> None:
     assert same_json(parsed, structured), f"{name}: text {text!r} differs from structuredContent {structured!r}"
     if tool is None:
         return
-    if tool.outputSchema is None:
+    if tool.output_schema is None:
         assert structured == {}, f"{name} has no outputSchema but returned structuredContent {structured!r}"
     else:
         errors = sorted(
-            jsonschema.Draft202012Validator(tool.outputSchema).iter_errors(structured), key=lambda e: list(e.path)
+            jsonschema.Draft202012Validator(tool.output_schema).iter_errors(structured), key=lambda e: list(e.path)
         )
         assert not errors, f"{name}: structuredContent {structured!r} violates outputSchema: {errors[0].message}"
 
@@ -344,7 +344,7 @@ def deref(schema: dict, root: dict) -> dict:
 
 
 class Schema:
-    """A schema with its document, so nested `$ref`s resolve: `Schema(tool.inputSchema)["value"]`."""
+    """A schema with its document, so nested `$ref`s resolve: `Schema(tool.input_schema)["value"]`."""
 
     def __init__(self, schema: dict, root: dict | None = None):
         self.root = root if root is not None else schema

@@ -58,18 +58,18 @@ def test_list_tools(connect):
             tools = await s.list_tools()
             assert set(tools) == set(PARAMS), f"tool names: {sorted(tools)}"
             for name, tool in tools.items():
-                for schema in (tool.inputSchema, tool.outputSchema):
+                for schema in (tool.input_schema, tool.output_schema):
                     assert schema is not None, f"{name}: every counter function returns something"
                     jsonschema.Draft202012Validator.check_schema(schema)
                     assert schema.get("$schema") == SCHEMA_2020_12, f"{name}: {schema.get('$schema')!r}"
-                assert_object_schema(Schema(tool.inputSchema), PARAMS[name], f"{name} inputSchema")
-                assert_object_schema(Schema(tool.outputSchema), ["result"], f"{name} outputSchema")
+                assert_object_schema(Schema(tool.input_schema), PARAMS[name], f"{name} inputSchema")
+                assert_object_schema(Schema(tool.output_schema), ["result"], f"{name} outputSchema")
 
             def param(name, p):
-                return Schema(tools[name].inputSchema).prop(p)
+                return Schema(tools[name].input_schema).prop(p)
 
             def result(name):
-                return Schema(tools[name].outputSchema).prop("result")
+                return Schema(tools[name].output_schema).prop("result")
 
             assert_integer_schema(param(NEW, "start"), *U64, "counter.new start")
             assert_handle_schema(result(NEW), "counter.new result (own<counter>)")

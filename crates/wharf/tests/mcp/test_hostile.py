@@ -188,6 +188,20 @@ def send_junk(raw: RawStdio) -> None:
     assert raw.alive(), f"the server exited with {raw.process.returncode} on malformed input\n{raw.context()}"
 
 
+def test_not_json_gets_parse_error(raw):
+    """JSON-RPC 2.0: a message that is not JSON gets -32700 with `id: null` (the client is not
+    left waiting), then the session goes on."""
+    raw.initialize()
+    raw.send(b"{nope\n")
+    reply = raw.response(None, timeout=10)
+    assert reply["error"]["code"] == -32700 and reply["id"] is None, reply
+    raw.request("n1", "tools/call", {"arguments": {"a": 1, "b": 2}})
+    reply = raw.response("n1")
+    assert reply.get("error", {}).get("code") == -32602, f"tools/call without name: {reply}"
+    assert raw.call(2, "mcp_types.add", {"a": 2, "b": 3})["structuredContent"] == {"result": 5}
+    raw.assert_only_jsonrpc()
+
+
 def test_malformed_lines_before_initialize(raw):
     send_junk(raw)
     raw.initialize()
@@ -270,6 +284,12 @@ def test_http_rejects_malformed_and_foreign_requests(http_server):
         status, text = post(server, body)
         closed = status is None and len(body) == HUGE  # refusing a 5 MB body by closing is fine
         assert closed or 400 <= (status or 0) < 500, f"POST {body[:20]!r}: {status} {text[:200]!r}\n{server.tail()}"
+    # Not JSON: 400 with a JSON-RPC parse error; JSON but no message: 400 with -32600 and its id.
+    for body, code, id in ((b"{not json", -32700, None), (b'{"jsonrpc": "2.0", "id": 7}', -32600, 7)):
+        status, text = post(server, body)
+        assert status == 400, f"POST {body!r}: {status} {text[:200]!r}"
+        reply = json.loads(text)
+        assert reply["error"]["code"] == code and reply["id"] == id, f"POST {body!r}: {reply}"
     for headers in (
         {"Host": "evil.example"},
         {"Host": f"evil.example:{server.port}"},

@@ -5,7 +5,7 @@ import os
 import tempfile
 
 import pytest
-from mcp.shared.exceptions import McpError
+from mcp.shared.exceptions import MCPError as McpError
 
 from mcp_util import component, run, stdio_session
 
@@ -44,23 +44,23 @@ def test_load_list_unload_under_the_server_policy():
                 assert {"wharf.load", "wharf.unload", "wharf.list"} <= set(before)
 
                 smuggled = await s.session.call_tool("wharf.load", {"source": f"{component('MCP_TYPES')}::{f.name}"})
-                assert smuggled.isError and "cannot load" in smuggled.content[0].text
+                assert smuggled.is_error and "cannot load" in smuggled.content[0].text
                 bad = await s.session.call_tool("wharf.load", {"source": "/etc/passwd"})
-                assert bad.isError and "not a WebAssembly file" in bad.content[0].text
+                assert bad.is_error and "not a WebAssembly file" in bad.content[0].text
 
                 loaded = await s.session.call_tool("wharf.load", {"source": component("MCP_TYPES")})
-                assert not loaded.isError, loaded
-                assert loaded.structuredContent["result"]["name"] == "mcp_types"
+                assert not loaded.is_error, loaded
+                assert loaded.structured_content["result"]["name"] == "mcp_types"
                 assert "mcp_types.add" in names(await s.session.list_tools())
-                assert (await s.session.call_tool("mcp_types.add", {"a": 2, "b": 2})).structuredContent == {"result": 4}
+                assert (await s.session.call_tool("mcp_types.add", {"a": 2, "b": 2})).structured_content == {"result": 4}
                 # The server's --timeout applies, not anything the client asked for.
                 spin = await s.session.call_tool("mcp_types.types.spin", {})
-                assert spin.isError and "timed out after 1s" in spin.content[0].text
+                assert spin.is_error and "timed out after 1s" in spin.content[0].text
 
                 listed = await s.session.call_tool("wharf.list", {})
-                assert [c["name"] for c in listed.structuredContent["result"]] == ["mcp_docs", "mcp_types"]
+                assert [c["name"] for c in listed.structured_content["result"]] == ["mcp_docs", "mcp_types"]
                 gone = await s.session.call_tool("wharf.unload", {"component": "mcp_types"})
-                assert gone.structuredContent == {"result": True}
+                assert gone.structured_content == {"result": True}
                 assert names(await s.session.list_tools()) == before
                 with pytest.raises(McpError, match="unknown tool"):
                     await s.session.call_tool("mcp_types.add", {"a": 2, "b": 2})

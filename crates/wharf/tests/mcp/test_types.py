@@ -11,7 +11,7 @@ import time
 
 import jsonschema
 import pytest
-from mcp.shared.exceptions import McpError
+from mcp.shared.exceptions import MCPError as McpError
 
 from mcp_util import (
     SCHEMA_2020_12,
@@ -137,18 +137,18 @@ def test_list_tools(connect):
             assert set(tools) == set(PARAMS), f"tool names: {sorted(tools)}"
             for name, tool in tools.items():
                 assert TOOL_NAME.match(name), name
-                schema = tool.inputSchema
+                schema = tool.input_schema
                 jsonschema.Draft202012Validator.check_schema(schema)
                 assert schema.get("$schema") == SCHEMA_2020_12, f"{name}: $schema is {schema.get('$schema')!r}"
                 assert_object_schema(Schema(schema), PARAMS[name], f"{name} inputSchema")
                 if name in WITH_RESULT:
-                    out = tool.outputSchema
+                    out = tool.output_schema
                     assert out is not None, f"{name} returns a value but has no outputSchema"
                     jsonschema.Draft202012Validator.check_schema(out)
                     assert out.get("$schema") == SCHEMA_2020_12, f"{name}: outputSchema $schema {out.get('$schema')!r}"
                     assert_object_schema(Schema(out), ["result"], f"{name} outputSchema")
                 else:
-                    assert tool.outputSchema is None, f"{name} returns nothing but has outputSchema {tool.outputSchema}"
+                    assert tool.output_schema is None, f"{name} returns nothing but has outputSchema {tool.output_schema}"
 
     run(body)
 
@@ -157,7 +157,7 @@ def test_schemas(connect):
     async def body():
         async with connect(TYPES) as s:
             tools = await s.tools()
-            value = Schema(tools[P + "echo"].inputSchema).prop("value")
+            value = Schema(tools[P + "echo"].input_schema).prop("value")
             assert_object_schema(value, EVERYTHING, "everything")
             assert value.get("type") == "object"
 
@@ -198,7 +198,11 @@ def test_schemas(connect):
 
             pair = value.prop("pair").schema
             assert pair.get("type") == "array", pair
-            assert pair.get("items") is False, f"tuple: items must be false: {pair}"
+            # No `items`: draft-07 validators (TypeScript SDK, MCP Inspector) ignore `$schema`,
+            # and to them `items: false` forbids every item. Both dialects must agree.
+            assert "items" not in pair, f"tuple: no items keyword: {pair}"
+            draft7 = jsonschema.Draft7Validator(pair)
+            assert draft7.is_valid([1, "one"]) and not draft7.is_valid([1]) and not draft7.is_valid([1, "a", "b"])
             assert (pair.get("minItems"), pair.get("maxItems")) == (2, 2), pair
             prefix = [Schema(p, value.root) for p in pair.get("prefixItems", [])]
             assert len(prefix) == 2, pair
@@ -249,7 +253,7 @@ def test_schemas(connect):
                 assert not bare.accepts(bad), f"result accepts {bad!r}"
 
             # The published schema accepts what echo accepts, and rejects the classic mistakes.
-            whole = Schema(tools[P + "echo"].inputSchema)
+            whole = Schema(tools[P + "echo"].input_schema)
             for v in (MAXIMA, MINIMA, MIXED):
                 errors = list(whole.validator().iter_errors({"value": v}))
                 assert not errors, f"echo's inputSchema rejects a valid value: {errors[0].message}"
@@ -260,22 +264,22 @@ def test_schemas(connect):
             # The other tools' parameters.
             for name, param in (("mcp_types.add", "a"), ("mcp_types.add", "b"), (P + "chatty", "lines"),
                                 (P + "hog", "mib")):
-                assert_integer_schema(Schema(tools[name].inputSchema).prop(param), 0, 4294967295, f"{name} {param}")
+                assert_integer_schema(Schema(tools[name].input_schema).prop(param), 0, 4294967295, f"{name} {param}")
             for param in ("a", "b"):
                 assert_integer_schema(
-                    Schema(tools[P + "divide"].inputSchema).prop(param), -2147483648, 2147483647, f"divide {param}"
+                    Schema(tools[P + "divide"].input_schema).prop(param), -2147483648, 2147483647, f"divide {param}"
                 )
-            total = Schema(tools[P + "total"].inputSchema).prop("items")
+            total = Schema(tools[P + "total"].input_schema).prop("items")
             assert_object_schema(total.items(), ["name", "qty", "tags"], "total's item")
-            assert Schema(tools[P + "area"].inputSchema).prop("shape").accepts({"rect": [1, 2]})
+            assert Schema(tools[P + "area"].input_schema).prop("shape").accepts({"rect": [1, 2]})
 
             # Output schemas: `{"result": S}` with S the return type's schema.
-            assert_integer_schema(Schema(tools["mcp_types.add"].outputSchema).prop("result"), 0, 4294967295, "add")
-            divide = Schema(tools[P + "divide"].outputSchema).prop("result")
+            assert_integer_schema(Schema(tools["mcp_types.add"].output_schema).prop("result"), 0, 4294967295, "add")
+            divide = Schema(tools[P + "divide"].output_schema).prop("result")
             assert divide.accepts({"ok": -3}) and divide.accepts({"err": "x"}) and not divide.accepts(-3)
-            area = Schema(tools[P + "area"].outputSchema).prop("result")
+            area = Schema(tools[P + "area"].output_schema).prop("result")
             assert area.accepts(12.5) and area.accepts("NaN") and not area.accepts("12.5")
-            echo_out = Schema(tools[P + "echo"].outputSchema).prop("result")
+            echo_out = Schema(tools[P + "echo"].output_schema).prop("result")
             assert_object_schema(echo_out, EVERYTHING, "echo's result")
 
     run(body)
@@ -300,8 +304,8 @@ def test_calls(connect):
             assert await s.ok(P + "hog", {"mib": 16}) == 16
 
             nothing = await s.call(P + "nothing", {})
-            assert not nothing.isError, text_of(nothing)
-            assert nothing.structuredContent == {} and text_of(nothing).strip() == "{}", nothing
+            assert not nothing.is_error, text_of(nothing)
+            assert nothing.structured_content == {} and text_of(nothing).strip() == "{}", nothing
 
     run(body)
 
@@ -388,8 +392,8 @@ def test_invalid_arguments(connect):
                 result = await s.call(name, args)
                 text = text_of(result)
                 missing = [n for n in needles if n not in text]
-                if not result.isError or missing:
-                    failures.append(f"{name}({args}): isError={result.isError}, missing {missing} in {text!r}")
+                if not result.is_error or missing:
+                    failures.append(f"{name}({args}): isError={result.is_error}, missing {missing} in {text!r}")
             assert not failures, "\n".join(failures)
             assert await s.ok("mcp_types.add", {"a": 1, "b": 1}) == 2
 
@@ -400,11 +404,11 @@ def test_err_result(connect):
     async def body():
         async with connect(TYPES) as s:
             result = await s.call(P + "divide", {"a": 1, "b": 0})
-            assert result.isError, text_of(result)
+            assert result.is_error, text_of(result)
             assert "division by zero" in text_of(result)
-            assert same_json(result.structuredContent, {"result": {"err": "division by zero"}}), result
+            assert same_json(result.structured_content, {"result": {"err": "division by zero"}}), result
             result = await s.call(P + "divide", {"a": -2147483648, "b": -1})
-            assert result.isError and same_json(result.structuredContent, {"result": {"err": "overflow"}}), result
+            assert result.is_error and same_json(result.structured_content, {"result": {"err": "overflow"}}), result
             assert same_json(await s.ok(P + "divide", {"a": 9, "b": 3}), {"ok": 3})
 
     run(body)

@@ -1,0 +1,306 @@
+//! The `fs` backend: a directory per store, a subdirectory per container, a file per object.
+//!
+//! Object names never become paths: each is encoded into one file name (`%XX` for every byte
+//! but ASCII letters, digits, `-`, `_` and a non-leading `.`), so `/`, `..` and absolute names
+//! cannot leave the container whatever [`check_object_name`](crate::check_object_name) lets
+//! through. Files are opened with `O_NOFOLLOW` and container directories must not be symlinks,
+//! so a link planted in the store is refused rather than followed.
+//!
+//! Writes go to a temp file under `.tmp/` in the store directory (same filesystem), are synced,
+//! then renamed over the object: a reader holds an open file and sees the old object or the
+//! new one whole, never a mix.
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::backend::{Backend, BlobError, BlobResult, BoxFuture, ObjectInfo, Reader, Spool};
+
+/// A store kept in a directory (created on first use).
+pub struct FsStore {
+    root: PathBuf,
+}
+
+impl FsStore {
+    /// A store in `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FsStore { root: root.into() }
+    }
+
+    fn container_dir(&self, container: &str) -> PathBuf {
+        // Container names are grant names (letters, digits, `_`, `-`, `.`, not starting with
+        // `.`), so they are safe as one path component.
+        self.root.join(container)
+    }
+
+    /// The container's directory if it exists (and is a real directory, not a link).
+    async fn existing(&self, container: &str) -> BlobResult<PathBuf> {
+        let dir = self.container_dir(container);
+        match tokio::fs::symlink_metadata(&dir).await {
+            Ok(m) if m.is_dir() => Ok(dir),
+            Ok(_) => Err(BlobError(format!("container `{container}` is not a directory in the store"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(missing(container)),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    fn object_path(&self, dir: &Path, name: &str) -> BlobResult<PathBuf> {
+        let file = encode(name);
+        if file.len() > 255 {
+            return Err(BlobError(format!(
+                "object name {name:?} is too long for an fs store (encoded over 255 bytes)"
+            )));
+        }
+        Ok(dir.join(file))
+    }
+
+    fn temp_dir(&self) -> PathBuf {
+        self.root.join(".tmp")
+    }
+
+    /// An I/O error as the guest sees it: no host paths.
+    fn io(&self, e: io::Error) -> BlobError {
+        tracing::warn!(store = %self.root.display(), error = %e, "blobstore fs I/O error");
+        BlobError(format!("storage error: {}", e.kind()))
+    }
+
+    async fn temp_file(&self) -> BlobResult<(tokio::fs::File, tempfile::TempPath)> {
+        let dir = self.temp_dir();
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| self.io(e))?;
+        let temp = tokio::task::spawn_blocking(move || tempfile::NamedTempFile::new_in(dir))
+            .await
+            .map_err(|e| BlobError(e.to_string()))?
+            .map_err(|e| self.io(e))?;
+        let (file, path) = temp.into_parts();
+        Ok((tokio::fs::File::from_std(file), path))
+    }
+}
+
+fn missing(container: &str) -> BlobError {
+    BlobError(format!("container `{container}` does not exist"))
+}
+
+fn no_object(container: &str, name: &str) -> BlobError {
+    BlobError(format!("object {name:?} does not exist in container `{container}`"))
+}
+
+/// One file name for an object name (see the module docs).
+fn encode(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, b) in name.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The object name of a file name, or `None` for a file no object name encodes to.
+fn decode(file: &str) -> Option<String> {
+    let bytes = file.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = file.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let name = String::from_utf8(out).ok()?;
+    (encode(&name) == file).then_some(name)
+}
+
+fn seconds(m: &std::fs::Metadata) -> u64 {
+    m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
+}
+
+/// Opens an object file for reading without following a symlink.
+async fn open_nofollow(path: PathBuf) -> io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.read(true).custom_flags(libc::O_NOFOLLOW);
+    let file = options.open(path).await?;
+    if !file.metadata().await?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}
+
+impl Backend for FsStore {
+    fn describe(&self) -> String {
+        format!("fs {}", self.root.display())
+    }
+
+    fn create_container<'a>(&'a self, container: &'a str) -> BoxFuture<'a, BlobResult<()>> {
+        Box::pin(async move {
+            match tokio::fs::create_dir_all(self.container_dir(container)).await {
+                Ok(()) => self.existing(container).await.map(drop),
+                Err(e) => Err(self.io(e)),
+            }
+        })
+    }
+
+    fn container_created<'a>(&'a self, container: &'a str) -> BoxFuture<'a, BlobResult<Option<u64>>> {
+        Box::pin(async move {
+            match self.existing(container).await {
+                Ok(dir) => Ok(Some(tokio::fs::metadata(dir).await.map(|m| seconds(&m)).unwrap_or(0))),
+                Err(e) if e == missing(container) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn delete_container<'a>(&'a self, container: &'a str) -> BoxFuture<'a, BlobResult<()>> {
+        Box::pin(async move {
+            let dir = match self.existing(container).await {
+                Ok(dir) => dir,
+                Err(e) if e == missing(container) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            // Out of sight first (one rename), then removed at leisure.
+            let temp = self.temp_dir();
+            tokio::fs::create_dir_all(&temp).await.map_err(|e| self.io(e))?;
+            let trash =
+                tokio::task::spawn_blocking(move || tempfile::Builder::new().prefix("deleted").tempdir_in(temp))
+                    .await
+                    .map_err(|e| BlobError(e.to_string()))?
+                    .map_err(|e| self.io(e))?;
+            let gone = trash.path().join("c");
+            tokio::fs::rename(&dir, &gone).await.map_err(|e| self.io(e))?;
+            tokio::task::spawn_blocking(move || drop(trash)).await.map_err(|e| BlobError(e.to_string()))
+        })
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        container: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, BlobResult<Vec<String>>> {
+        Box::pin(async move {
+            let dir = self.existing(container).await?;
+            let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| self.io(e))?;
+            // The `limit` smallest names after `after`, without holding the whole listing.
+            let mut page = std::collections::BTreeSet::new();
+            while let Some(entry) = entries.next_entry().await.map_err(|e| self.io(e))? {
+                let Some(name) = entry.file_name().to_str().and_then(decode) else { continue };
+                if after.is_some_and(|a| name.as_str() <= a) {
+                    continue;
+                }
+                page.insert(name);
+                if page.len() > limit {
+                    page.pop_last();
+                }
+            }
+            Ok(page.into_iter().collect())
+        })
+    }
+
+    fn info<'a>(&'a self, container: &'a str, name: &'a str) -> BoxFuture<'a, BlobResult<Option<ObjectInfo>>> {
+        Box::pin(async move {
+            let path = self.object_path(&self.existing(container).await?, name)?;
+            match tokio::fs::symlink_metadata(path).await {
+                Ok(m) if m.is_file() => Ok(Some(ObjectInfo { created_at: seconds(&m), size: m.len() })),
+                Ok(_) => Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(self.io(e)),
+            }
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        container: &'a str,
+        name: &'a str,
+        start: u64,
+        end: u64,
+    ) -> BoxFuture<'a, BlobResult<Reader>> {
+        Box::pin(async move {
+            let path = self.object_path(&self.existing(container).await?, name)?;
+            let mut file = match open_nofollow(path).await {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(no_object(container, name)),
+                Err(e) => return Err(self.io(e)),
+            };
+            file.seek(SeekFrom::Start(start)).await.map_err(|e| self.io(e))?;
+            Ok(Box::new(file.take(end.saturating_sub(start))) as Reader)
+        })
+    }
+
+    fn put<'a>(&'a self, container: &'a str, name: &'a str, spool: Spool) -> BoxFuture<'a, BlobResult<()>> {
+        Box::pin(async move {
+            let dst = self.object_path(&self.existing(container).await?, name)?;
+            let Spool { mut file, path, .. } = spool;
+            file.sync_all().await.map_err(|e| self.io(e))?;
+            // The spool is usually on the store's filesystem: then one rename publishes it.
+            match path.persist(&dst) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.error.kind() == io::ErrorKind::CrossesDevices => drop(e.path),
+                Err(e) => return Err(self.io(e.error)),
+            }
+            let (mut to, temp) = self.temp_file().await?;
+            file.seek(SeekFrom::Start(0)).await.map_err(|e| self.io(e))?;
+            tokio::io::copy(&mut file, &mut to).await.map_err(|e| self.io(e))?;
+            to.sync_all().await.map_err(|e| self.io(e))?;
+            temp.persist(dst).map_err(|e| self.io(e.error))
+        })
+    }
+
+    fn delete<'a>(&'a self, container: &'a str, name: &'a str) -> BoxFuture<'a, BlobResult<()>> {
+        Box::pin(async move {
+            let path = self.object_path(&self.existing(container).await?, name)?;
+            match tokio::fs::remove_file(path).await {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(self.io(e)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn copy<'a>(
+        &'a self,
+        (sc, sn): (&'a str, &'a str),
+        (dc, dn): (&'a str, &'a str),
+        remove_source: bool,
+    ) -> BoxFuture<'a, BlobResult<()>> {
+        Box::pin(async move {
+            let src = self.object_path(&self.existing(sc).await?, sn)?;
+            let dst = self.object_path(&self.existing(dc).await?, dn)?;
+            let mut from = match open_nofollow(src.clone()).await {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(no_object(sc, sn)),
+                Err(e) => return Err(self.io(e)),
+            };
+            if remove_source {
+                // rename(2) replaces the destination atomically and never follows a link.
+                return tokio::fs::rename(src, dst).await.map_err(|e| self.io(e));
+            }
+            let (mut to, temp) = self.temp_file().await?;
+            tokio::io::copy(&mut from, &mut to).await.map_err(|e| self.io(e))?;
+            to.sync_all().await.map_err(|e| self.io(e))?;
+            temp.persist(dst).map_err(|e| self.io(e.error))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_stay_one_component() {
+        for name in ["a", "a/b", "../x", "/abs", ".hidden", "a%2Fb", "日本", "x..y"] {
+            let file = encode(name);
+            assert!(!file.contains('/') && !file.starts_with('.'), "{name} -> {file}");
+            assert_eq!(decode(&file).as_deref(), Some(name));
+        }
+        assert_eq!(decode("%2"), None);
+        assert_eq!(decode("%2e"), None, "not the canonical encoding");
+        assert_eq!(decode(".tmp"), None);
+    }
+}

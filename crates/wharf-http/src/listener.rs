@@ -1,0 +1,236 @@
+//! The accept loop shared by `wharf serve` and `wharf mcp --http`: HTTP/1.1 connections that
+//! cannot exhaust the server.
+//!
+//! - **Header timeout**: a request's headers must arrive within [`ListenerOptions::header_timeout`]
+//!   of the connection opening or the previous response ending (hyper's timer starts as soon as
+//!   it waits for a request head), so it is also the keep-alive idle timeout.
+//! - **Connection cap**: at most [`ListenerOptions::max_connections`] open connections. At the
+//!   cap, a new connection closes the least recently active *idle* one (no request in the
+//!   service, no response body streaming); if every one is busy, the new one is closed. Slow
+//!   or idle clients therefore never lock out a new client.
+//! - **Accept errors** (EMFILE: out of file descriptors) free an idle connection and back off;
+//!   the warning is logged at most once a second with a count of the ones suppressed.
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+/// Limits of the accept loop.
+#[derive(Clone, Copy, Debug)]
+pub struct ListenerOptions {
+    /// Open connections at most; at the cap the least recently active idle one is closed.
+    pub max_connections: usize,
+    /// Time to receive a request's headers, counted from the connection opening or the
+    /// previous response ending (hence also the keep-alive idle timeout).
+    pub header_timeout: Duration,
+}
+
+impl Default for ListenerOptions {
+    fn default() -> Self {
+        ListenerOptions { max_connections: 512, header_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// One open connection, as the accept loop sees it.
+struct Tracked {
+    /// Requests (or response bodies) in progress.
+    busy: Arc<AtomicUsize>,
+    /// When it last started or finished a request (milliseconds since the loop started).
+    active: Arc<AtomicU64>,
+    /// Closes it (the connection task drops the connection).
+    close: tokio::sync::oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct Connections {
+    open: Mutex<HashMap<u64, Tracked>>,
+    next: AtomicU64,
+}
+
+impl Connections {
+    fn len(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Closes the least recently active idle connection; false if every one is busy.
+    fn evict_idle(&self) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let victim = open
+            .iter()
+            .filter(|(_, t)| t.busy.load(Ordering::SeqCst) == 0)
+            .min_by_key(|(_, t)| t.active.load(Ordering::SeqCst))
+            .map(|(id, _)| *id);
+        match victim.and_then(|id| open.remove(&id)) {
+            Some(tracked) => {
+                let _ = tracked.close.send(());
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Logs one kind of warning at most once a second, counting the ones it held back.
+struct RateLimited {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimited {
+    fn warn(&mut self, message: std::fmt::Arguments<'_>) {
+        if self.last.is_some_and(|last| last.elapsed() < Duration::from_secs(1)) {
+            self.suppressed += 1;
+            return;
+        }
+        if self.suppressed > 0 {
+            tracing::warn!("{message} ({} more since the last such message)", self.suppressed);
+        } else {
+            tracing::warn!("{message}");
+        }
+        self.last = Some(Instant::now());
+        self.suppressed = 0;
+    }
+}
+
+/// Marks its connection busy while alive (a request in the service, then its response body).
+struct BusyGuard {
+    busy: Arc<AtomicUsize>,
+    active: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl BusyGuard {
+    fn new(busy: &Arc<AtomicUsize>, active: &Arc<AtomicU64>, epoch: Instant) -> BusyGuard {
+        busy.fetch_add(1, Ordering::SeqCst);
+        active.store(epoch.elapsed().as_millis() as u64, Ordering::SeqCst);
+        BusyGuard { busy: busy.clone(), active: active.clone(), epoch }
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.active.store(self.epoch.elapsed().as_millis() as u64, Ordering::SeqCst);
+        self.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that keeps its connection marked busy until it ends or is dropped.
+pub struct BusyBody<B> {
+    inner: B,
+    _guard: BusyGuard,
+}
+
+impl<B: Body + Unpin> Body for BusyBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Accepts connections on `listener` and serves each with `service` until `shutdown`
+/// resolves; then stops accepting and returns a [`GracefulShutdown`] watching the open
+/// connections (the caller decides how long to wait for them).
+pub async fn serve<S, F, B>(
+    listener: TcpListener,
+    options: ListenerOptions,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) -> GracefulShutdown
+where
+    S: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Connections::default());
+    let epoch = Instant::now();
+    let mut accept_log = RateLimited { last: None, suppressed: 0 };
+    let mut cap_log = RateLimited { last: None, suppressed: 0 };
+    let mut backoff = Duration::from_millis(5);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Typically EMFILE: free a descriptor if an idle connection holds one, and
+                    // back off instead of spinning on the same error.
+                    let freed = connections.evict_idle();
+                    accept_log.warn(format_args!("accept failed: {e} (closed an idle connection: {freed})"));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        backoff = Duration::from_millis(5);
+        if connections.len() >= options.max_connections && !connections.evict_idle() {
+            cap_log.warn(format_args!(
+                "{} connections open, all busy: closing a new one from {peer}",
+                options.max_connections
+            ));
+            drop(stream);
+            continue;
+        }
+        // Small response chunks must not wait for Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let id = connections.next.fetch_add(1, Ordering::SeqCst);
+        let (close, closed) = tokio::sync::oneshot::channel();
+        let busy = Arc::new(AtomicUsize::new(0));
+        let active = Arc::new(AtomicU64::new(epoch.elapsed().as_millis() as u64));
+        let tracked = Tracked { busy: busy.clone(), active: active.clone(), close };
+        connections.open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tracked);
+
+        let service = service.clone();
+        let handler = hyper::service::service_fn(move |request| {
+            let guard = BusyGuard::new(&busy, &active, epoch);
+            let response = service(request);
+            async move {
+                let response = response.await;
+                Ok::<_, Infallible>(response.map(|inner| BusyBody { inner, _guard: guard }))
+            }
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_timeout)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), handler);
+        let connection = graceful.watch(connection);
+        let connections = connections.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                result = connection => if let Err(e) = result {
+                    tracing::debug!(%peer, "connection closed with an error: {e}");
+                },
+                _ = closed => tracing::debug!(%peer, "closed an idle connection to make room"),
+            }
+            connections.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        });
+    }
+    drop(listener);
+    graceful
+}

@@ -1,0 +1,172 @@
+//! Message triggers (`[[trigger.messaging]]` in `wharf.toml`): each message on a subscribed
+//! subject runs the component's `wasi:messaging/incoming-handler` in a fresh sandboxed
+//! instance, beside the HTTP server in the same process.
+//!
+//! Back-pressure: a trigger takes the next message from its subscription only once one of its
+//! `max_concurrency` slots is free, so the only buffer is the subscription's own bounded one
+//! (see `wharf_messaging::broker`). Every message gets the component's timeout and memory
+//! limit; a failed or timed-out handler is logged and the trigger goes on.
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use wharf_host::{Backends, HostState, Sandbox, Stdio, WharfEngine, guest_failure};
+use wharf_messaging::broker::Broker;
+use wharf_messaging::{Direction, HandlerPre, MessagingCapability};
+
+/// One `[[trigger.messaging]]` as written in the manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessagingTriggerSpec {
+    /// The subject pattern (NATS wildcards).
+    pub subject: String,
+    /// The queue group, if any: each message then goes to one member across processes.
+    pub queue: Option<String>,
+    /// The store (broker) to subscribe on.
+    pub store: String,
+    /// The index of the component in the manifest.
+    pub component: usize,
+}
+
+/// A `[[trigger.messaging]]` table's fields, borrowed from the manifest.
+pub(crate) struct RawSpec<'a> {
+    pub subject: &'a str,
+    pub queue: Option<&'a str>,
+    pub store: Option<&'a str>,
+    pub component: &'a str,
+}
+
+/// Checks the triggers' subjects and queue groups and resolves their components; the error
+/// names the trigger and the field.
+pub(crate) fn parse_triggers(
+    raw: &[RawSpec<'_>],
+    components: &[crate::ComponentSpec],
+) -> Result<Vec<MessagingTriggerSpec>, String> {
+    let mut specs = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let at = format!("trigger.messaging[{i}]");
+        wharf_messaging::subject::check_pattern(t.subject).map_err(|e| format!("{at}.subject `{}`: {e}", t.subject))?;
+        if let Some(queue) = t.queue {
+            wharf_messaging::subject::check_subject(queue)
+                .ok()
+                .filter(|()| !queue.contains('.'))
+                .ok_or_else(|| format!("{at}.queue `{queue}`: expected letters, digits, `_`, `-`, `$`"))?;
+        }
+        let Some(component) = components.iter().position(|c| c.name == t.component) else {
+            return Err(format!("{at}: component `{}` is not defined", t.component));
+        };
+        specs.push(MessagingTriggerSpec {
+            subject: t.subject.to_owned(),
+            queue: t.queue.map(str::to_owned),
+            store: t.store.unwrap_or(wharf_messaging::DEFAULT_STORE).to_owned(),
+            component,
+        });
+    }
+    Ok(specs)
+}
+
+/// A trigger ready to run: the subscription's broker and the linked handler.
+pub struct MessagingTrigger {
+    name: String,
+    spec: MessagingTriggerSpec,
+    broker: Arc<Broker>,
+    pre: HandlerPre<HostState>,
+    sandbox: Sandbox,
+}
+
+/// Why a trigger cannot run.
+#[derive(Debug, thiserror::Error)]
+#[error("trigger on `{subject}` for component {component}: {reason}")]
+pub struct TriggerError {
+    /// The trigger's subject.
+    pub subject: String,
+    /// The component's name.
+    pub component: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl MessagingTrigger {
+    /// Checks that the component `name` may subscribe to the trigger's subject on its store
+    /// (its policy's `messaging_subscribe` grants) and exports the handler.
+    pub fn new(
+        name: &str,
+        spec: MessagingTriggerSpec,
+        pre: wasmtime::component::InstancePre<HostState>,
+        sandbox: Sandbox,
+        backends: &Backends,
+        engine: &WharfEngine,
+    ) -> Result<Self, TriggerError> {
+        let err = |reason: String| TriggerError { subject: spec.subject.clone(), component: name.into(), reason };
+        let pre = HandlerPre::new(pre)
+            .map_err(|e| err(format!("it does not export `wasi:messaging/incoming-handler@0.2.0-draft` ({e})")))?;
+        // The grants as bound in this sandbox: a store shows them.
+        let mut store = sandbox.store(engine, &[], Stdio::Null).map_err(|e| err(e.to_string()))?;
+        let ctx = wharf_capability::HasCapability::<MessagingCapability>::capability(store.data_mut()).state.clone();
+        if !ctx.allows(Direction::Subscribe, &spec.store, &spec.subject) {
+            return Err(err(format!(
+                "its policy does not grant subscribing to `{}` on store `{}` (add messaging_subscribe = [\"{}{}\"])",
+                spec.subject,
+                spec.store,
+                spec.subject,
+                if spec.store == wharf_messaging::DEFAULT_STORE { String::new() } else { format!("={}", spec.store) },
+            )));
+        }
+        let broker = backends
+            .get::<MessagingCapability>()
+            .and_then(|stores| stores.broker(&spec.store))
+            .ok_or_else(|| err(format!("no messaging store named `{}` is configured", spec.store)))?
+            .clone();
+        Ok(MessagingTrigger { name: name.into(), spec, broker, pre, sandbox })
+    }
+
+    /// Subscribes and handles messages, at most `max_concurrency` at once, until the
+    /// subscription ends. Subscribing fails when the broker cannot be reached at start.
+    pub async fn run(self: Arc<Self>, engine: WharfEngine, max_concurrency: usize) -> Result<(), TriggerError> {
+        let mut subscription =
+            self.broker.subscribe(&self.spec.subject, self.spec.queue.as_deref()).await.map_err(|e| TriggerError {
+                subject: self.spec.subject.clone(),
+                component: self.name.clone(),
+                reason: format!("cannot subscribe: {e}"),
+            })?;
+        tracing::info!(subject = %self.spec.subject, queue = ?self.spec.queue, component = %self.name, "message trigger subscribed");
+        let slots = Arc::new(Semaphore::new(max_concurrency.max(1)));
+        loop {
+            // A free slot first, then the next message: a busy trigger leaves messages in the
+            // subscription's bounded buffer instead of piling up tasks.
+            let Ok(slot) = slots.clone().acquire_owned().await else { return Ok(()) };
+            let Some(msg) = subscription.next().await else { return Ok(()) };
+            let trigger = self.clone();
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                trigger.handle_one(&engine, msg).await;
+                drop(slot);
+            });
+        }
+    }
+
+    async fn handle_one(&self, engine: &WharfEngine, msg: wharf_messaging::broker::Msg) {
+        let subject = msg.subject.clone();
+        let mut store = match self.sandbox.store(engine, &[], Stdio::Log) {
+            Ok(store) => store,
+            Err(e) => return tracing::error!(component = %self.name, "cannot build a store: {e}"),
+        };
+        let call = self.pre.handle(&mut store, msg, self.broker.clone());
+        let outcome = match self.sandbox.timeout() {
+            Some(timeout) => match tokio::time::timeout(timeout, call).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    return tracing::warn!(component = %self.name, %subject, "handler timed out after {timeout:?}");
+                }
+            },
+            None => call.await,
+        };
+        match outcome {
+            Ok(Ok(())) => tracing::debug!(component = %self.name, %subject, "message handled"),
+            Ok(Err(text)) => tracing::warn!(component = %self.name, %subject, "handler returned an error: {text}"),
+            Err(e) => {
+                let why =
+                    guest_failure(&e, store.data(), &self.sandbox).map_or_else(|| format!("{e:#}"), |f| f.to_string());
+                tracing::warn!(component = %self.name, %subject, "handler failed: {why}");
+            }
+        }
+    }
+}

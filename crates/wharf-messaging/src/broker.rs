@@ -1,0 +1,355 @@
+//! Message brokers: the in-process [`MemoryBroker`] (the embedded default, one process) and
+//! [`NatsBroker`] (core NATS: subjects, queue groups, request-reply) behind one [`Broker`].
+//!
+//! Both buffer a bounded number of messages per subscription: when a subscriber falls that
+//! far behind, further messages to it are dropped and logged (NATS core's "slow consumer"
+//! rule, which the NATS server applies to the connection too). Nothing grows without bound.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{OnceCell, mpsc};
+
+/// Messages buffered per in-process subscription before further ones are dropped.
+pub const MEMORY_SUBSCRIPTION_CAPACITY: usize = 4096;
+/// Messages buffered per NATS subscription (async-nats' own buffer) before it drops them.
+pub const NATS_SUBSCRIPTION_CAPACITY: usize = 65_536;
+
+/// The `content-type` header a message's content type travels in.
+const CONTENT_TYPE: &str = "Content-Type";
+
+/// A message as the host moves it: what a guest sent or is handed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Msg {
+    /// The subject it was sent to (empty for a message a guest built and has not sent).
+    pub subject: String,
+    /// Where replies go (request-reply), if anywhere.
+    pub reply_to: Option<String>,
+    /// The payload.
+    pub data: Bytes,
+    /// Its content type, if given.
+    pub content_type: Option<String>,
+    /// Metadata (headers), in order.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Why a broker could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// No connection to the broker (yet), or it was lost; async-nats keeps reconnecting.
+    #[error("connection: {0}")]
+    Connection(String),
+    /// No reply came in time.
+    #[error("timed out")]
+    Timeout,
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A subscription: messages in arrival order, bounded (see the module docs).
+pub struct Subscription(SubscriptionInner);
+
+enum SubscriptionInner {
+    Memory(mpsc::Receiver<Msg>),
+    Nats(async_nats::Subscriber),
+}
+
+impl Subscription {
+    /// The next message; `None` when the broker has closed the subscription.
+    pub async fn next(&mut self) -> Option<Msg> {
+        match &mut self.0 {
+            SubscriptionInner::Memory(rx) => rx.recv().await,
+            SubscriptionInner::Nats(subscriber) => subscriber.next().await.map(from_nats),
+        }
+    }
+}
+
+/// One configured store's broker, shared by every sandbox and trigger of the process.
+pub enum Broker {
+    /// The in-process broker.
+    Memory(MemoryBroker),
+    /// A NATS server.
+    Nats(NatsBroker),
+}
+
+impl Broker {
+    /// Publishes `msg` to `msg.subject`.
+    pub async fn publish(&self, msg: Msg) -> Result<(), BrokerError> {
+        match self {
+            Broker::Memory(broker) => {
+                broker.publish(msg);
+                Ok(())
+            }
+            Broker::Nats(broker) => broker.publish(msg).await,
+        }
+    }
+
+    /// Subscribes to `pattern`, in queue group `queue` if given (each message then goes to one
+    /// member of the group).
+    pub async fn subscribe(&self, pattern: &str, queue: Option<&str>) -> Result<Subscription, BrokerError> {
+        match self {
+            Broker::Memory(broker) => Ok(broker.subscribe(pattern, queue)),
+            Broker::Nats(broker) => broker.subscribe(pattern, queue).await,
+        }
+    }
+
+    /// Sends `msg` with a fresh reply subject and collects replies until `expected` arrived or
+    /// `timeout` passed (an error if none did).
+    pub async fn request(&self, mut msg: Msg, timeout: Duration, expected: usize) -> Result<Vec<Msg>, BrokerError> {
+        let inbox = match self {
+            Broker::Memory(broker) => format!("_INBOX.{}", broker.next_id.fetch_add(1, Ordering::Relaxed)),
+            Broker::Nats(broker) => broker.client().await?.new_inbox(),
+        };
+        let mut replies = self.subscribe(&inbox, None).await?;
+        msg.reply_to = Some(inbox);
+        self.publish(msg).await?;
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while got.len() < expected {
+            match tokio::time::timeout_at(deadline, replies.next()).await {
+                Ok(Some(reply)) => got.push(reply),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if got.is_empty() { Err(BrokerError::Timeout) } else { Ok(got) }
+    }
+}
+
+/// The embedded default: subjects, wildcards and queue groups inside one process.
+#[derive(Default)]
+pub struct MemoryBroker {
+    subscriptions: Mutex<Vec<MemorySubscription>>,
+    next_id: AtomicU64,
+    round_robin: AtomicUsize,
+}
+
+struct MemorySubscription {
+    pattern: String,
+    queue: Option<String>,
+    tx: mpsc::Sender<Msg>,
+}
+
+impl MemoryBroker {
+    fn subscribe(&self, pattern: &str, queue: Option<&str>) -> Subscription {
+        let (tx, rx) = mpsc::channel(MEMORY_SUBSCRIPTION_CAPACITY);
+        let subscription = MemorySubscription { pattern: pattern.to_owned(), queue: queue.map(str::to_owned), tx };
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).push(subscription);
+        Subscription(SubscriptionInner::Memory(rx))
+    }
+
+    fn publish(&self, msg: Msg) {
+        let targets = {
+            let mut subscriptions = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+            subscriptions.retain(|s| !s.tx.is_closed());
+            let matching: Vec<&MemorySubscription> =
+                subscriptions.iter().filter(|s| crate::subject::matches(&s.pattern, &msg.subject)).collect();
+            let mut targets: Vec<mpsc::Sender<Msg>> =
+                matching.iter().filter(|s| s.queue.is_none()).map(|s| s.tx.clone()).collect();
+            // One member of each queue group, in turn.
+            let mut groups: Vec<&str> = matching.iter().filter_map(|s| s.queue.as_deref()).collect();
+            groups.sort_unstable();
+            groups.dedup();
+            for group in groups {
+                let members: Vec<_> = matching.iter().filter(|s| s.queue.as_deref() == Some(group)).collect();
+                let turn = self.round_robin.fetch_add(1, Ordering::Relaxed) % members.len();
+                targets.push(members[turn].tx.clone());
+            }
+            targets
+        };
+        for tx in targets {
+            if tx.try_send(msg.clone()).is_err() {
+                tracing::warn!(subject = %msg.subject, "in-process subscriber is full; message dropped");
+            }
+        }
+    }
+}
+
+/// Credentials for a NATS server. Never logged: `Debug` shows only which kind is set.
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsAuth {
+    /// A token.
+    pub token: Option<String>,
+    /// A user name (with `password`).
+    pub user: Option<String>,
+    /// The user's password.
+    pub password: Option<String>,
+    /// A `.creds` file (JWT and NKey seed), relative to the runtime-config file.
+    pub creds: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsAuth")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("creds", &self.creds)
+            .finish()
+    }
+}
+
+/// A NATS server, connected on first use and reconnected by async-nats for ever after.
+pub struct NatsBroker {
+    url: String,
+    auth: NatsAuth,
+    client: OnceCell<async_nats::Client>,
+}
+
+impl NatsBroker {
+    /// A broker for the server at `url` (`nats://host:port`, or a comma-separated list).
+    pub fn new(url: String, auth: NatsAuth) -> Self {
+        NatsBroker { url, auth, client: OnceCell::new() }
+    }
+
+    /// The connected client. The first call connects and fails if the server cannot be
+    /// reached; after that, async-nats reconnects in the background and queues what is sent
+    /// meanwhile in its bounded buffer.
+    pub async fn client(&self) -> Result<&async_nats::Client, BrokerError> {
+        self.client.get_or_try_init(|| self.connect()).await
+    }
+
+    async fn connect(&self) -> Result<async_nats::Client, BrokerError> {
+        let url = self.url.clone();
+        let mut options = async_nats::ConnectOptions::new()
+            .name("wharf")
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(5))
+            .subscription_capacity(NATS_SUBSCRIPTION_CAPACITY)
+            .event_callback(move |event| {
+                let url = url.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => tracing::info!(%url, "NATS connected"),
+                        async_nats::Event::Disconnected => tracing::warn!(%url, "NATS disconnected; reconnecting"),
+                        other => tracing::warn!(%url, "NATS: {other}"),
+                    }
+                }
+            });
+        if let Some(token) = &self.auth.token {
+            options = options.token(token.clone());
+        }
+        if let (Some(user), Some(password)) = (&self.auth.user, &self.auth.password) {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(creds) = &self.auth.creds {
+            options = options.credentials_file(creds).await.map_err(|e| {
+                BrokerError::Connection(format!("cannot read credentials file {}: {}", creds.display(), e.kind()))
+            })?;
+        }
+        // The error names the server, never the credentials.
+        options
+            .connect(self.url.as_str())
+            .await
+            .map_err(|e| BrokerError::Connection(format!("cannot connect to {}: {}", self.url, e.kind())))
+    }
+
+    async fn publish(&self, msg: Msg) -> Result<(), BrokerError> {
+        let client = self.client().await?;
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(content_type) = &msg.content_type {
+            headers.insert(CONTENT_TYPE, content_type.as_str());
+        }
+        for (key, value) in &msg.metadata {
+            headers.insert(key.as_str(), value.as_str());
+        }
+        let result = match msg.reply_to {
+            Some(reply) => client.publish_with_reply_and_headers(msg.subject, reply, headers, msg.data).await,
+            None => client.publish_with_headers(msg.subject, headers, msg.data).await,
+        };
+        result.map_err(|e| BrokerError::Connection(e.to_string()))
+    }
+
+    async fn subscribe(&self, pattern: &str, queue: Option<&str>) -> Result<Subscription, BrokerError> {
+        let client = self.client().await?;
+        let subscriber = match queue {
+            Some(queue) => client.queue_subscribe(pattern.to_owned(), queue.to_owned()).await,
+            None => client.subscribe(pattern.to_owned()).await,
+        };
+        let subscriber = subscriber.map_err(|e| BrokerError::Connection(e.to_string()))?;
+        Ok(Subscription(SubscriptionInner::Nats(subscriber)))
+    }
+}
+
+fn from_nats(message: async_nats::Message) -> Msg {
+    let mut content_type = None;
+    let mut metadata = Vec::new();
+    for (name, values) in message.headers.iter().flat_map(|h| h.iter()) {
+        let Some(value) = values.first() else { continue };
+        if name.to_string().eq_ignore_ascii_case(CONTENT_TYPE) {
+            content_type = Some(value.as_str().to_owned());
+        } else {
+            metadata.push((name.to_string(), value.as_str().to_owned()));
+        }
+    }
+    Msg {
+        subject: message.subject.to_string(),
+        reply_to: message.reply.map(|r| r.to_string()),
+        data: message.payload,
+        content_type,
+        metadata,
+    }
+}
+
+/// A [`MemoryBroker`] as a [`Broker`], for tests and embedding.
+pub fn memory() -> Arc<Broker> {
+    Arc::new(Broker::Memory(MemoryBroker::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(subject: &str, data: &str) -> Msg {
+        Msg { subject: subject.into(), data: Bytes::from(data.to_owned()), ..Msg::default() }
+    }
+
+    #[tokio::test]
+    async fn memory_wildcards_queue_groups_and_request_reply() {
+        let broker = memory();
+        let mut all = broker.subscribe("orders.>", None).await.unwrap();
+        let mut q1 = broker.subscribe("orders.*", Some("workers")).await.unwrap();
+        let mut q2 = broker.subscribe("orders.*", Some("workers")).await.unwrap();
+        for i in 0..10 {
+            broker.publish(msg("orders.new", &i.to_string())).await.unwrap();
+        }
+        broker.publish(msg("payments.new", "x")).await.unwrap();
+        let mut seen = 0;
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(50), all.next()).await {
+            assert_eq!(m.subject, "orders.new");
+            seen += 1;
+        }
+        assert_eq!(seen, 10);
+        let (mut a, mut b) = (0, 0);
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), q1.next()).await {
+            a += 1;
+        }
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), q2.next()).await {
+            b += 1;
+        }
+        assert_eq!((a, b), (5, 5));
+
+        let responder = broker.clone();
+        let mut service = broker.subscribe("echo", None).await.unwrap();
+        tokio::spawn(async move {
+            let m = service.next().await.unwrap();
+            let reply = Msg { subject: m.reply_to.unwrap(), data: m.data, ..Msg::default() };
+            responder.publish(reply).await.unwrap();
+        });
+        let replies = broker.request(msg("echo", "hi"), Duration::from_secs(5), 1).await.unwrap();
+        assert_eq!(replies[0].data, "hi");
+        let err = broker.request(msg("nobody", "hi"), Duration::from_millis(50), 1).await.unwrap_err();
+        assert!(matches!(err, BrokerError::Timeout));
+    }
+
+    #[test]
+    fn credentials_are_not_in_debug_output() {
+        let auth = NatsAuth { token: Some("s3cret".into()), password: Some("hunter2".into()), ..NatsAuth::default() };
+        let text = format!("{auth:?}");
+        assert!(!text.contains("s3cret") && !text.contains("hunter2"), "{text}");
+    }
+}

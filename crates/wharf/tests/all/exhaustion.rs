@@ -1,0 +1,195 @@
+//! The servers cannot be exhausted by connections or sessions: `wharf serve` and `wharf mcp
+//! --http` with 1,100 idle and half-sent connections, slow headers, idle keep-alive, 200 MCP
+//! sessions against a cap, and `--auth-token-env`. Every loop is bounded; 127.0.0.1 only.
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use test_programs_artifacts::{HTTP_HELLO, MCP_TYPES};
+
+use crate::util::{Served, http, wharf};
+
+/// Open file descriptors of `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// `count` connections to `host`; every other one sends half a request head and stops.
+fn hog(host: &str, count: usize) -> Vec<TcpStream> {
+    (0..count)
+        .filter_map(|i| {
+            let mut stream = TcpStream::connect(host).ok()?;
+            if i % 2 == 1 {
+                let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+            }
+            Some(stream)
+        })
+        .collect()
+}
+
+/// Whether the server closes `stream` within `within` (reads until EOF or an error).
+fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    let start = Instant::now();
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return start.elapsed() < within,
+        }
+    }
+}
+
+#[test]
+fn serve_survives_idle_and_slow_connections() {
+    let server = Served::start(&["--header-timeout", "2s", HTTP_HELLO]);
+    let host = server.base.trim_start_matches("http://").to_string();
+    let hogs = hog(&host, 1_100);
+    assert_eq!(hogs.len(), 1_100);
+    let start = Instant::now();
+    let mut response = http().get(&server.url("/")).call().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body_mut().read_to_string().unwrap(), "Hello from a Wharf component!\n");
+    assert!(start.elapsed() < Duration::from_secs(5), "a normal request took {:?}", start.elapsed());
+    let fds = open_fds(server.child.id());
+    assert!(fds < 700, "at most 512 connections (default cap) are kept open, got {fds} descriptors");
+    drop(hogs);
+
+    // A half-sent head and an idle keep-alive connection are closed after --header-timeout.
+    let mut slow = TcpStream::connect(&host).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+    let mut idle = TcpStream::connect(&host).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    idle.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(closed_within(&mut slow, Duration::from_secs(6)), "a slow head is cut");
+    assert!(closed_within(&mut idle, Duration::from_secs(6)), "an idle keep-alive connection is closed");
+    assert_eq!(http().get(&server.url("/")).call().unwrap().status(), 200);
+}
+
+#[test]
+fn serve_connection_cap_is_a_flag() {
+    let server = Served::start(&["--max-connections", "20", HTTP_HELLO]);
+    let host = server.base.trim_start_matches("http://").to_string();
+    let hogs = hog(&host, 200);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(open_fds(server.child.id()) < 150, "{}", open_fds(server.child.id()));
+    assert_eq!(http().get(&server.url("/")).call().unwrap().status(), 200);
+    drop(hogs);
+}
+
+/// A `wharf mcp --http 127.0.0.1:0` process; killed on drop.
+struct McpServer {
+    child: Child,
+    host: String,
+}
+
+impl McpServer {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> McpServer {
+        use std::io::BufRead;
+        let mut cmd: Command = wharf(&["mcp", "--http", "127.0.0.1:0"]);
+        cmd.args(args).args([MCP_TYPES]).envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some((_, rest)) = line.split_once(" on http://") {
+                    let _ = tx.send(rest.trim_end_matches("/mcp").to_string());
+                }
+            }
+        });
+        let host = rx.recv_timeout(Duration::from_secs(120)).expect("wharf mcp --http did not start");
+        McpServer { child, host }
+    }
+
+    /// POSTs one JSON-RPC message; returns status, session id and body.
+    fn post(&self, session: Option<&str>, token: Option<&str>, body: &str) -> (u16, Option<String>, String) {
+        let mut request = http()
+            .post(format!("http://{}/mcp", self.host))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream");
+        if let Some(id) = session {
+            request = request.header("Mcp-Session-Id", id);
+        }
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.send(body).unwrap();
+        let id = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(String::from);
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (response.status().as_u16(), id, text)
+    }
+
+    fn initialize(&self, token: Option<&str>) -> (u16, Option<String>) {
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+        let (status, id, _) = self.post(None, token, body);
+        (status, id)
+    }
+
+    /// `notifications/initialized` then `tools/list`: the session is in use.
+    fn use_session(&self, id: &str) -> u16 {
+        self.post(Some(id), None, r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        self.post(Some(id), None, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).0
+    }
+}
+
+impl Drop for McpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn mcp_http_survives_idle_connections_and_caps_sessions() {
+    let server = McpServer::start(&["--max-sessions", "20", "--unused-session-timeout", "2s"], &[]);
+    let hogs = hog(&server.host, 1_100);
+    let start = Instant::now();
+    let (status, first) = server.initialize(None);
+    assert_eq!(status, 200);
+    assert!(start.elapsed() < Duration::from_secs(5), "initialize took {:?}", start.elapsed());
+    assert!(open_fds(server.child.id()) < 700, "{}", open_fds(server.child.id()));
+    drop(hogs);
+
+    // 200 sessions that never call: each new one closes the oldest unused one.
+    let first = first.unwrap();
+    for _ in 0..200 {
+        assert_eq!(server.initialize(None).0, 200);
+    }
+    assert_eq!(server.use_session(&first), 404, "the first, unused session was closed to make room");
+
+    // 20 sessions in use: the 21st is refused, not an in-use one closed.
+    let used: Vec<String> = (0..20).map(|_| server.initialize(None).1.unwrap()).collect();
+    for id in &used {
+        assert_eq!(server.use_session(id), 200);
+    }
+    assert_eq!(server.initialize(None).0, 503);
+    assert_eq!(server.use_session(&used[0]), 200);
+
+    // An unused session dies after --unused-session-timeout (reaped every 5 s).
+    drop(server);
+    let server = McpServer::start(&["--unused-session-timeout", "1s"], &[]);
+    let (_, id) = server.initialize(None);
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(server.use_session(&id.unwrap()), 404);
+}
+
+#[test]
+fn mcp_http_bearer_token() {
+    let server =
+        McpServer::start(&["--auth-token-env", "WHARF_TEST_MCP_TOKEN"], &[("WHARF_TEST_MCP_TOKEN", "t0ken-1")]);
+    assert_eq!(server.initialize(None).0, 401);
+    assert_eq!(server.initialize(Some("t0ken-2")).0, 401);
+    assert_eq!(server.initialize(Some("t0ken-1")).0, 200);
+    let mut cmd = wharf(&["mcp", "--http", "127.0.0.1:0", "--auth-token-env", "WHARF_TEST_NO_SUCH_VAR", MCP_TYPES]);
+    cmd.env_remove("WHARF_TEST_NO_SUCH_VAR");
+    let out = crate::util::run(cmd).expect_code(2);
+    crate::util::assert_one_clean_error(&out, "WHARF_TEST_NO_SUCH_VAR is not set");
+}
