@@ -14,6 +14,13 @@ if ! command -v redis-server >/dev/null; then
     apt-get update -qq
     apt-get install -y -qq redis-server
 fi
+# Messaging tests: a real nats-server (JetStream on, temp store), started by the tests on
+# 127.0.0.1 (a random port); the package's own service is not used.
+if ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq nats-server
+fi
 # containerd shim (crates/wharf-shim): runwasi's library needs protoc (prost-build compiles
 # containerd's API) and links libseccomp (youki's libcontainer); libdbus is vendored (built
 # from source), so no libdbus-1-dev. Its tests start Debian's containerd 1.6 with runc on a

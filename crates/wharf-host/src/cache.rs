@@ -1,5 +1,11 @@
 //! The compile cache: compiled components on disk, keyed by the component's SHA-256 and the
 //! engine fingerprint, integrity-checked on every load and written atomically.
+//!
+//! An entry is native code that is run once its checksum matches, so whoever can write the
+//! cache can run code as the user. The cache directory and its fingerprint directories are
+//! therefore created owner-only (0700) and used only while they are owned by this user and
+//! writable by no one else; an entry is loaded only if it is too. Otherwise the component is
+//! compiled in memory and the cache left alone (logged).
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -57,7 +63,11 @@ impl CompileCache {
     ) -> wasmtime::Result<(Component, CacheStatus)> {
         let wasm_sha256 = hex::encode(Sha256::digest(wasm));
         let path = self.entry_path(engine, &wasm_sha256);
-        let status = match std::fs::read(&path) {
+        if let Err(why) = prepare_private_dirs(&self.dir, path.parent().expect("entry paths have a parent")) {
+            tracing::warn!("compile cache: not using {}: {why}; compiling in memory", self.dir.display());
+            return Ok((compile()?, CacheStatus::Disabled));
+        }
+        let status = match check_private(&path).and_then(|()| std::fs::read(&path).map_err(CacheIoError::Io)) {
             Ok(entry) => match load_entry(engine, &entry) {
                 Ok(component) => {
                     tracing::debug!(path = %path.display(), "compile cache: hit");
@@ -68,8 +78,13 @@ impl CompileCache {
                     CacheStatus::Recovered
                 }
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CacheStatus::Miss,
-            Err(e) => {
+            Err(CacheIoError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => CacheStatus::Miss,
+            Err(CacheIoError::Unsafe(why)) => {
+                // Replaced below by an entry of our own, written owner-only.
+                tracing::warn!(path = %path.display(), "compile cache: not loading entry: {why}");
+                CacheStatus::Recovered
+            }
+            Err(CacheIoError::Io(e)) => {
                 tracing::warn!(path = %path.display(), "compile cache: cannot read entry: {e}");
                 CacheStatus::Miss
             }
@@ -98,6 +113,58 @@ impl CompileCache {
     }
 }
 
+enum CacheIoError {
+    Io(std::io::Error),
+    /// Owned by someone else, or writable by others.
+    Unsafe(String),
+}
+
+/// Fails unless `path` is owned by this user and writable by no group or other user (a
+/// missing path is `Io(NotFound)`). Symlinks are not followed: a link is refused.
+fn check_private(path: &Path) -> Result<(), CacheIoError> {
+    let meta = std::fs::symlink_metadata(path).map_err(CacheIoError::Io)?;
+    private_metadata(&meta).map_err(CacheIoError::Unsafe)
+}
+
+#[cfg(unix)]
+fn private_metadata(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.file_type().is_symlink() {
+        return Err("it is a symbolic link".into());
+    }
+    if meta.uid() != me {
+        return Err(format!("it is owned by uid {}, not by this user (uid {me})", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!("others can write to it (mode {:o})", meta.mode() & 0o7777));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_metadata(_: &std::fs::Metadata) -> Result<(), String> {
+    Ok(())
+}
+
+/// Creates `root` and `dir` (inside it) owner-only if missing, then checks both are private.
+fn prepare_private_dirs(root: &Path, dir: &Path) -> Result<(), String> {
+    for path in [root, dir] {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        match check_private(path) {
+            Ok(()) => {}
+            Err(CacheIoError::Unsafe(why)) => return Err(format!("{}: {why}", path.display())),
+            Err(CacheIoError::Io(e)) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+    Ok(())
+}
+
 fn load_entry(engine: &WharfEngine, entry: &[u8]) -> Result<Component, String> {
     if entry.len() < HEADER_LEN || &entry[..MAGIC.len()] != MAGIC {
         return Err("not a wharf cache entry (truncated or wrong header)".into());
@@ -114,7 +181,7 @@ fn load_entry(engine: &WharfEngine, entry: &[u8]) -> Result<Component, String> {
 
 fn write_entry(path: &Path, compiled: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("entry paths have a parent");
-    std::fs::create_dir_all(dir)?;
+    // Created 0600 on Unix; renamed over any entry that was refused.
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(MAGIC)?;
     tmp.write_all(&Sha256::digest(compiled))?;

@@ -260,11 +260,7 @@ pub fn guest_failure(error: &wasmtime::Error, store: &HostState, sandbox: &Sandb
             Some(RunError::Limit(format!("{MAX_TABLE_ELEMENTS} table elements (it asked for {desired})")))
         }
         _ if let Some(what) = limit_hit(error) => Some(RunError::Limit(what)),
-        (Some(trap), _) => Some(RunError::Trap(match store.stderr_tail() {
-            // What the guest said last (a panic message) is the useful part of a trap.
-            Some(said) => format!("{trap} (guest stderr: {said})"),
-            None => trap.to_string(),
-        })),
+        (Some(trap), _) => Some(RunError::Trap(trap.to_string())),
         (None, _) => None,
     }
 }

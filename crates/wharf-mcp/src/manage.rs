@@ -1,6 +1,10 @@
 //! `--allow-load`: the `wharf.load`, `wharf.unload` and `wharf.list` tools, which change the
 //! tool list while serving. Loaded components get the server's policy; no tool grants anything.
-use std::sync::Arc;
+//! Where a component may come from is the [`Loader`]'s business (the binary checks the
+//! `--allow-load` places); here: components given on the command line are never unloaded, a
+//! loaded one only by the session that loaded it, and at most [`MAX_CLIENT_LOADS`] are loaded.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rmcp::model::{CallToolResult, ContentBlock, Tool};
 use serde_json::{Map, Value, json};
@@ -12,6 +16,19 @@ use crate::toolbox::Toolbox;
 const LOAD: &str = "wharf.load";
 const UNLOAD: &str = "wharf.unload";
 const LIST: &str = "wharf.list";
+
+/// Components loaded by clients at most, at once.
+pub const MAX_CLIENT_LOADS: usize = 64;
+
+/// Which session loaded which component (by the name it was given).
+#[derive(Default)]
+pub(crate) struct ClientLoads(Mutex<HashMap<String, usize>>);
+
+impl ClientLoads {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// A management call's result, and whether the tool list changed.
 pub(crate) struct Managed {
@@ -66,12 +83,17 @@ pub(crate) fn tools() -> Vec<Tool> {
 }
 
 /// Handles `name` if it is a management tool.
+/// `session` identifies the calling session; `loads` records what clients loaded.
 pub(crate) async fn call(
     toolbox: &Toolbox,
     loader: &dyn Loader,
+    loads: &ClientLoads,
+    session: usize,
     name: &str,
     args: &Map<String, Value>,
 ) -> Option<Managed> {
+    let refuse =
+        |message: String| Managed { result: CallToolResult::error(vec![ContentBlock::text(message)]), changed: false };
     let string = |key: &str| match (args.get(key), args.len()) {
         (Some(Value::String(s)), 1) => Ok(s.clone()),
         _ => Err(Box::new(Managed {
@@ -87,9 +109,13 @@ pub(crate) async fn call(
                 Ok(source) => source,
                 Err(e) => return Some(*e),
             };
+            if loads.map().len() >= MAX_CLIENT_LOADS {
+                return Some(refuse(format!("cannot load {source}: {MAX_CLIENT_LOADS} components are loaded already")));
+            }
             match loader.load(source.clone()).await {
                 Ok(component) => {
                     let name = toolbox.add(component);
+                    loads.map().insert(name.clone(), session);
                     tracing::info!(component = %name, %source, "loaded");
                     let snapshot = toolbox.snapshot();
                     let entry = snapshot.components().find(|c| c.name == name).map(describe);
@@ -106,7 +132,16 @@ pub(crate) async fn call(
                 Ok(component) => component,
                 Err(e) => return Some(*e),
             };
+            match loads.map().get(&component) {
+                Some(&owner) if owner == session => {}
+                Some(_) => return Some(refuse(format!("`{component}` was loaded by another session"))),
+                None if toolbox.snapshot().components().any(|c| c.name == component) => {
+                    return Some(refuse(format!("`{component}` was given on the command line and cannot be unloaded")));
+                }
+                None => {}
+            }
             if toolbox.remove(&component) {
+                loads.map().remove(&component);
                 tracing::info!(%component, "unloaded");
                 Managed { result: CallToolResult::structured(json!({ "result": true })), changed: true }
             } else {

@@ -52,6 +52,8 @@ struct Shared {
     loader: Option<Arc<dyn Loader>>,
     // Clients to tell when the tool list changes.
     peers: StdMutex<Vec<Peer<RoleServer>>>,
+    // Which session loaded which component (`wharf.unload` checks it).
+    loads: manage::ClientLoads,
 }
 
 /// One MCP session's handler: the shared tools and this session's instances and handles.
@@ -68,7 +70,7 @@ impl McpHandler {
     /// `wharf.unload` and `wharf.list`.
     pub fn new(toolbox: Arc<Toolbox>, loader: Option<Arc<dyn Loader>>) -> Self {
         let session = Arc::new(toolbox.session());
-        let shared = Arc::new(Shared { toolbox, loader, peers: StdMutex::default() });
+        let shared = Arc::new(Shared { toolbox, loader, peers: StdMutex::default(), loads: Default::default() });
         McpHandler { shared, session, logs: LogFilter::default() }
     }
 
@@ -197,7 +199,15 @@ impl ServerHandler for McpHandler {
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
         if let Some(loader) = &self.shared.loader
-            && let Some(result) = manage::call(&self.shared.toolbox, loader.as_ref(), &request.name, &args).await
+            && let Some(result) = manage::call(
+                &self.shared.toolbox,
+                loader.as_ref(),
+                &self.shared.loads,
+                Arc::as_ptr(&self.session) as usize,
+                &request.name,
+                &args,
+            )
+            .await
         {
             if result.changed {
                 self.announce_tool_list_changed().await;

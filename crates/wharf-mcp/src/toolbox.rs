@@ -455,8 +455,16 @@ fn finish(
 }
 
 fn failure(component: &ToolComponent, e: &wasmtime::Error, store: &Store<HostState>) -> RunError {
-    guest_failure(e, store.data(), &component.sandbox)
-        .unwrap_or_else(|| RunError::Host(format!("{e:#}").lines().next().unwrap_or_default().to_string()))
+    match guest_failure(e, store.data(), &component.sandbox) {
+        // What the guest said last (a panic's text) is the useful part of a trap. Only here:
+        // the MCP client is the one calling the tool, whereas `wharf serve` answers strangers.
+        Some(RunError::Trap(trap)) => RunError::Trap(match store.data().stderr_tail() {
+            Some(said) => format!("{trap} (guest stderr: {said})"),
+            None => trap,
+        }),
+        Some(failure) => failure,
+        None => RunError::Host(format!("{e:#}").lines().next().unwrap_or_default().to_string()),
+    }
 }
 
 /// A session's handles: opaque, unguessable names for resources its instance created.

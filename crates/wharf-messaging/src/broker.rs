@@ -73,7 +73,7 @@ pub enum Broker {
     /// The in-process broker.
     Memory(MemoryBroker),
     /// A NATS server.
-    Nats(NatsBroker),
+    Nats(Box<NatsBroker>),
 }
 
 impl Broker {

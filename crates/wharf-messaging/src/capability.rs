@@ -181,7 +181,7 @@ impl Capability for MessagingCapability {
                         return Err(format!("stores.{name}: `user` and `password` go together"));
                     }
                     let creds = creds.map(|path| context.base.join(path));
-                    Broker::Nats(NatsBroker::new(url, NatsAuth { token, user, password, creds }))
+                    Broker::Nats(Box::new(NatsBroker::new(url, NatsAuth { token, user, password, creds })))
                 }
             };
             stores.insert(name, Arc::new(broker));

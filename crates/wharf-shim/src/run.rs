@@ -167,9 +167,10 @@ struct BadArtifact(String);
 
 fn exports_http(engine: &WharfEngine, component: &Component) -> bool {
     // A WASI 0.2 proxy or a 0.3 service: both are served (instance reuse for 0.3).
-    component.component_type().exports(engine.engine()).any(|(name, _)| {
-        name.starts_with("wasi:http/incoming-handler@") || name.starts_with("wasi:http/handler@0.3")
-    })
+    component
+        .component_type()
+        .exports(engine.engine())
+        .any(|(name, _)| name.starts_with("wasi:http/incoming-handler@") || name.starts_with("wasi:http/handler@0.3"))
 }
 
 fn exit_code(error: &anyhow::Error) -> i32 {

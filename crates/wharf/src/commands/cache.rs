@@ -17,7 +17,13 @@ pub enum CacheCommand {
 impl CacheCommand {
     /// Runs the cache subcommand.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
-        let cache = CompileCache::new(crate::dirs::cache_dir());
+        let Some(dir) = crate::dirs::cache_dir() else {
+            return Err(crate::exit::BadInput(
+                "no cache directory: set WHARF_CACHE_DIR, XDG_CACHE_HOME or HOME".into(),
+            )
+            .into());
+        };
+        let cache = CompileCache::new(dir);
         match self {
             CacheCommand::Dir => println!("{}", cache.dir().display()),
             CacheCommand::Clean => {

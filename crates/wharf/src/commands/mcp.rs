@@ -29,9 +29,11 @@ pub struct McpCommand {
     http: Option<SocketAddr>,
 
     /// Offer the tools `wharf.load`, `wharf.unload` and `wharf.list`, so the client can load
-    /// more components (under the flags' policy; loading never grants anything).
-    #[arg(long)]
-    allow_load: bool,
+    /// more components from WHERE: a directory (`/srv/tools`, `./tools`; regular `.wasm` files
+    /// or layouts under it) or a registry prefix (`ghcr.io/acme/tools`). Repeatable. Loaded
+    /// components get the flags' policy; loading never grants anything.
+    #[arg(long, value_name = "WHERE")]
+    allow_load: Vec<String>,
 
     /// How tool names are spelled: `dotted` (`types.types.echo`) or `underscore`
     /// (`types_types_echo`, at most 64 characters, for APIs that accept only
@@ -125,14 +127,16 @@ impl McpCommand {
         if self.http.is_none() && self.http_limits.auth_token_env.is_some() {
             return Err(BadInput("--auth-token-env applies to --http only".into()).into());
         }
-        let loader = Arc::new(ComponentLoader::new(&self.policy, self.pull.clone())?);
+        let mut loader = ComponentLoader::new(&self.policy, self.pull.clone())?;
+        loader.allowed = AllowedLoads::parse(&self.allow_load)?;
+        let loader = Arc::new(loader);
         let names = match self.tool_names {
             ToolNamesArg::Dotted => ToolNames::Dotted,
             ToolNamesArg::Underscore => ToolNames::Underscore,
         };
         let toolbox = loader.toolbox(&self.components, names).await?;
         let count = toolbox.snapshot().functions().count();
-        let loader = self.allow_load.then_some(loader as Arc<dyn Loader>);
+        let loader = (!self.allow_load.is_empty()).then_some(loader as Arc<dyn Loader>);
         match self.http {
             None => {
                 tracing::info!("serving {count} tools on stdio");
@@ -218,6 +222,8 @@ struct ComponentLoader {
     base: Policy,
     backends: Backends,
     pull: SourceArgs,
+    /// Where `wharf.load` may read from (`--allow-load`).
+    allowed: AllowedLoads,
 }
 
 impl ComponentLoader {
@@ -225,7 +231,8 @@ impl ComponentLoader {
         let mut host = super::new_host(&EngineOptions::default())?;
         // Tools may talk back to the client (progress, logs, content, sampling, elicitation).
         wharf_mcp::talk::add_to_linker(host.linker_mut())?;
-        Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, pull })
+        let allowed = AllowedLoads::default();
+        Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, pull, allowed })
     }
 
     /// Loads every `[NAME=]COMPONENT[::POLICY]`; a bad input fails here, before anything is
@@ -243,18 +250,26 @@ impl ComponentLoader {
         Ok(Arc::new(Toolbox::with_names(self.host.engine().clone(), names, components)))
     }
 
-    async fn load(&self, source: &str, policy: Policy) -> anyhow::Result<ToolComponent> {
-        self.load_named(source, None, policy).await
-    }
-
     /// Loads `source` with tools named `name.*` (`Some("")`: no prefix), by default after its
     /// file or repository name.
-    async fn load_named(&self, source: &str, name: Option<&str>, mut policy: Policy) -> anyhow::Result<ToolComponent> {
+    async fn load_named(&self, source: &str, name: Option<&str>, policy: Policy) -> anyhow::Result<ToolComponent> {
+        let loaded = self.pull.load(source).await?;
+        self.build(source, name, loaded, policy)
+    }
+
+    /// Builds the tools of `loaded`, named `name.*` (`Some("")`: no prefix), by default after
+    /// its file or repository name.
+    fn build(
+        &self,
+        source: &str,
+        name: Option<&str>,
+        loaded: super::source::Loaded,
+        mut policy: Policy,
+    ) -> anyhow::Result<ToolComponent> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
         let sandbox = Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
             .map(|sandbox| sandbox.with_dns(crate::resolver::dns()))
             .with_context(|| format!("component {source}"))?;
-        let loaded = self.pull.load(source).await?;
         loaded.check_declared_imports()?;
         let (component, _) = self.host.load(&loaded.name, &loaded.bytes)?;
         let pre = self.host.prepare(source, &component)?;
@@ -269,12 +284,16 @@ impl ComponentLoader {
 impl Loader for ComponentLoader {
     /// `wharf.load` from the client: the flags' policy only, never a `::POLICY` of its choosing.
     fn load(&self, source: String) -> Pin<Box<dyn Future<Output = anyhow::Result<ToolComponent>> + Send + '_>> {
-        Box::pin(async move { self.load(&source, self.base.clone()).await })
+        Box::pin(async move {
+            let loaded = match self.allowed.check(&source)? {
+                Some(file) => super::source::Loaded { name: source.clone(), bytes: file, declared_imports: None },
+                None => self.pull.load(&source).await?,
+            };
+            self.build(&source, None, loaded, self.base.clone())
+        })
     }
 }
 
-/// The prefix of a component's tool names: the file stem, the image name in a layout, or the
-/// last path segment of a registry repository.
 /// `NAME=REST` -> (`Some(NAME)`, `REST`) when NAME is empty or a plain name
 /// (`[A-Za-z0-9_-]`), so a path such as `./a=b.wasm` is never split.
 fn split_name(input: &str) -> (Option<&str>, &str) {
@@ -288,6 +307,8 @@ fn split_name(input: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// The prefix of a component's tool names: the file stem, the image name in a layout, or the
+/// last path segment of a registry repository.
 fn component_name(source: &str) -> anyhow::Result<String> {
     let name = match parse_source(source)? {
         Source::File(path) => path.file_stem().map(|s| s.to_string_lossy().into_owned()),
@@ -297,4 +318,81 @@ fn component_name(source: &str) -> anyhow::Result<String> {
         Source::Registry(reference) => Some(reference.repository().rsplit('/').next().unwrap_or_default().to_string()),
     };
     Ok(name.filter(|n| !n.is_empty()).unwrap_or_else(|| "component".into()))
+}
+
+/// The most a component loaded with `wharf.load` may weigh.
+const MAX_LOAD_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Where `wharf.load` may read from: directories (canonical) and registry prefixes.
+#[derive(Debug, Default)]
+struct AllowedLoads {
+    dirs: Vec<std::path::PathBuf>,
+    registries: Vec<String>,
+}
+
+impl AllowedLoads {
+    /// `--allow-load` values: a path (starting with `/` or `.`) must be an existing directory;
+    /// anything else is a registry prefix `host[:port]/path`.
+    fn parse(values: &[String]) -> anyhow::Result<AllowedLoads> {
+        let mut allowed = AllowedLoads::default();
+        for value in values {
+            if value.starts_with(['/', '.']) {
+                let dir = std::fs::canonicalize(value)
+                    .ok()
+                    .filter(|d| d.is_dir())
+                    .ok_or_else(|| BadInput(format!("--allow-load {value}: not an existing directory")))?;
+                allowed.dirs.push(dir);
+            } else {
+                let prefix = value.trim_end_matches('/').to_ascii_lowercase();
+                if !prefix.contains('/') || prefix.contains("://") {
+                    return Err(BadInput(format!(
+                        "--allow-load {value}: neither a directory (./dir, /dir) nor a registry prefix (host[:port]/path)"
+                    ))
+                    .into());
+                }
+                allowed.registries.push(prefix);
+            }
+        }
+        Ok(allowed)
+    }
+
+    /// Checks a client's `wharf.load` source against the allowed places. A file is read here,
+    /// once (regular files only, size-capped), and returned; other sources load as usual.
+    /// Refusals never say whether a path exists outside the allowed directories.
+    fn check(&self, source: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let refused = || anyhow::anyhow!("not under any --allow-load location");
+        if source.contains("::") {
+            anyhow::bail!("a policy file cannot be named by the client");
+        }
+        let under = |path: &Path| -> anyhow::Result<std::path::PathBuf> {
+            let real = std::fs::canonicalize(path).map_err(|_| refused())?;
+            if self.dirs.iter().any(|dir| real.starts_with(dir)) { Ok(real) } else { Err(refused()) }
+        };
+        match parse_source(source)? {
+            Source::File(path) => {
+                use std::io::Read;
+                let real = under(&path)?;
+                let file = std::fs::File::open(&real).map_err(|_| refused())?;
+                let meta = file.metadata()?;
+                if !meta.is_file() {
+                    anyhow::bail!("not a regular file");
+                }
+                if meta.len() > MAX_LOAD_BYTES {
+                    anyhow::bail!("larger than {MAX_LOAD_BYTES} bytes");
+                }
+                let mut bytes = Vec::new();
+                file.take(MAX_LOAD_BYTES + 1).read_to_end(&mut bytes)?;
+                if bytes.len() as u64 > MAX_LOAD_BYTES {
+                    anyhow::bail!("larger than {MAX_LOAD_BYTES} bytes");
+                }
+                Ok(Some(bytes))
+            }
+            Source::Layout { dir, .. } => under(&dir).map(|_| None),
+            Source::Registry(reference) => {
+                let name = format!("{}/{}", reference.registry(), reference.repository()).to_ascii_lowercase();
+                let matches = |p: &String| name == *p || name.starts_with(&format!("{p}/"));
+                if self.registries.iter().any(matches) { Ok(None) } else { Err(refused()) }
+            }
+        }
+    }
 }

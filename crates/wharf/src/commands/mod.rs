@@ -11,10 +11,10 @@ pub mod run;
 pub mod serve;
 pub mod source;
 
-use wharf_host::{CompileCache, EngineOptions, Host, WharfEngine};
+use wharf_host::{EngineOptions, Host, WharfEngine};
 
 /// The process's host: one engine, the on-disk compile cache.
 pub fn new_host(options: &EngineOptions) -> anyhow::Result<Host> {
     let engine = WharfEngine::new(options)?;
-    Ok(Host::new(engine, Some(CompileCache::new(crate::dirs::cache_dir())))?)
+    Ok(Host::new(engine, crate::dirs::compile_cache())?)
 }

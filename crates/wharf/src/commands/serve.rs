@@ -140,7 +140,7 @@ impl ServeCommand {
         let max_memory = app.components.iter().map(|c| c.policy.memory_limit()).max().unwrap_or_default();
         let pool = PoolOptions { instances: self.max_concurrency, max_memory };
         let engine = WharfEngine::new(&EngineOptions { pooling: Some(pool) })?;
-        let host = Host::new(engine.clone(), Some(wharf_host::CompileCache::new(crate::dirs::cache_dir())))?;
+        let host = Host::new(engine.clone(), crate::dirs::compile_cache())?;
         let mut targets = Vec::new();
         // Components no route uses need not export wasi:http (message handlers).
         let mut http_index = Vec::new();

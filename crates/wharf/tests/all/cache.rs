@@ -68,3 +68,49 @@ fn compile_then_clean() {
     let out = run(wharf_with_cache(cache.path(), &["compile", CLI_ECHO])).expect_code(0);
     assert_eq!(out.stdout, format!("{CLI_ECHO}: compiled\n"));
 }
+
+fn mode(path: &Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
+fn echo_run(cache: &Path) -> crate::util::Run {
+    let mut cmd = wharf_with_cache(cache, &["run", CLI_ECHO, "x"]);
+    cmd.env("WHARF_LOG", "wharf_host=debug");
+    run(cmd).expect_code(0)
+}
+
+#[test]
+fn cache_is_owner_only_and_refused_when_others_can_write() {
+    let parent = tempfile::tempdir().unwrap();
+    let cache = parent.path().join("cache");
+    echo_run(&cache);
+    let entries = cache_entries(&cache);
+    assert_eq!(entries.len(), 1);
+    let fingerprint = entries[0].parent().unwrap();
+    assert_eq!((mode(&cache), mode(fingerprint), mode(&entries[0])), (0o700, 0o700, 0o600));
+    assert!(echo_run(&cache).stderr.contains("compile cache: hit"));
+
+    // Writable by others: the cache is not used at all (nothing loaded, nothing written).
+    for (dir, why) in [(cache.as_path(), "others can write to it"), (fingerprint, "others can write to it")] {
+        set_mode(dir, 0o777);
+        let out = echo_run(&cache);
+        assert!(out.stderr.contains("compile cache: not using") && out.stderr.contains(why), "{}", out.stderr);
+        assert!(!out.stderr.contains("compile cache: hit"), "{}", out.stderr);
+        set_mode(dir, 0o700);
+    }
+    // One entry writable by others: not loaded, replaced by an owner-only one.
+    set_mode(&entries[0], 0o666);
+    let out = echo_run(&cache);
+    assert!(out.stderr.contains("not loading entry: others can write to it"), "{}", out.stderr);
+    assert_eq!(mode(&entries[0]), 0o600);
+    assert!(echo_run(&cache).stderr.contains("compile cache: hit"));
+
+    // A symlinked entry is refused too.
+    std::fs::rename(&entries[0], parent.path().join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(parent.path().join("elsewhere"), &entries[0]).unwrap();
+    assert!(echo_run(&cache).stderr.contains("not loading entry: it is a symbolic link"));
+}

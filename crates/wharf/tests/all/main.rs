@@ -10,6 +10,7 @@ mod exhaustion;
 mod hostile;
 mod keyvalue;
 mod mcp;
+mod messaging;
 mod net;
 mod oci;
 mod p3;
@@ -24,8 +25,8 @@ mod util;
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
 use self::{
-    bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, net::*, oci::*, p3::*, run::*,
-    sandbox::*, serve::*,
+    bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, messaging::*, net::*, oci::*,
+    p3::*, run::*, sandbox::*, serve::*,
 };
 macro_rules! assert_guest_has_test {
     ($name:ident) => {

@@ -202,7 +202,7 @@ fn configuration_is_checked_before_binding() {
     let out = run(wharf(&["serve", "--env", "A=1", path])).expect_code(2);
     assert_one_clean_error(&out, "grant flags apply to a single component");
     let out = run(wharf(&["serve", CLI_ECHO])).expect_code(2);
-    assert_one_clean_error(&out, "does not export `wasi:http/incoming-handler`");
+    assert_one_clean_error(&out, "exports neither `wasi:http/handler@0.3.x` nor `wasi:http/incoming-handler@0.2.x`");
     let out = run(wharf(&["serve", "--shutdown-timeout", "never", HTTP_HELLO])).expect_code(2);
     assert_one_clean_error(&out, "invalid timeout `never`");
     let out = run(wharf(&["serve", "--listen", "256.0.0.1:80", HTTP_HELLO])).expect_code(2);

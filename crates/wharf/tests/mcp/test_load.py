@@ -31,7 +31,8 @@ def test_load_list_unload_under_the_server_policy():
             f.write('allow_net = ["*"]\ntimeout = "1h"\n')
         changed = []
         try:
-            async with stdio_session([component("MCP_DOCS")], ["--allow-load", "--timeout", "1s"]) as s:
+            where = os.path.dirname(component("MCP_TYPES"))
+            async with stdio_session([component("MCP_DOCS")], ["--allow-load", where, "--timeout", "1s"]) as s:
                 inner = s.session._message_handler
 
                 async def handler(message):
@@ -45,8 +46,17 @@ def test_load_list_unload_under_the_server_policy():
 
                 smuggled = await s.session.call_tool("wharf.load", {"source": f"{component('MCP_TYPES')}::{f.name}"})
                 assert smuggled.is_error and "cannot load" in smuggled.content[0].text
-                bad = await s.session.call_tool("wharf.load", {"source": "/etc/passwd"})
-                assert bad.is_error and "not a WebAssembly file" in bad.content[0].text
+                # Only the --allow-load directory, regular files only, no probing outside it.
+                link = os.path.join(where, "wharf-test-escape.wasm")
+                if not os.path.lexists(link):
+                    os.symlink("/etc/passwd", link)
+                for outside in ["/etc/passwd", "/dev/zero", "/no/such/file.wasm", link, f"{where}/../x.wasm",
+                                "127.0.0.1:9/internal:v1", "http://127.0.0.1:9/internal:v1"]:
+                    bad = await s.session.call_tool("wharf.load", {"source": outside})
+                    assert bad.is_error and "not under any --allow-load location" in bad.content[0].text, (outside, bad)
+                os.unlink(link)
+                pinned = await s.session.call_tool("wharf.unload", {"component": "mcp_docs"})
+                assert pinned.is_error and "given on the command line" in pinned.content[0].text
 
                 loaded = await s.session.call_tool("wharf.load", {"source": component("MCP_TYPES")})
                 assert not loaded.is_error, loaded
