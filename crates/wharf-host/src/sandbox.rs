@@ -1,5 +1,7 @@
 //! Turns a [`Policy`] into a store: the WASI context (args, env, preopens, socket checks) and
 //! the resource limits every instance runs under.
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,10 +47,71 @@ pub enum SandboxError {
         /// Why the directory could not be opened.
         reason: String,
     },
+    /// One grant's directory lies inside another's that the guest may write: the guest could
+    /// rename the inner directory and put a symlink in its place.
+    #[error(
+        "--dir {} lies inside read-write --dir {}: overlapping grants are refused (grant them as one, or make the outer one :ro)",
+        inner.host.display(),
+        outer.host.display()
+    )]
+    Overlap {
+        /// The read-write grant.
+        outer: DirGrant,
+        /// The grant inside it.
+        inner: DirGrant,
+    },
     /// A capability cannot honour a grant, e.g. a `--kv` bucket mapped to a store that is not
     /// configured. The reason names the grant.
     #[error("{0}")]
     Grant(String),
+}
+
+/// Opens a grant's directory once, after resolving the path the user gave (symlinks in it
+/// included) once; returns the real path and the open directory. Refuses if this host cannot
+/// reopen the directory through `/proc/self/fd` (stores are built that way).
+fn open_grant(grant: &DirGrant) -> Result<(PathBuf, File), SandboxError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let fail = |reason: String| SandboxError::Dir { grant: grant.clone(), reason };
+    let real = std::fs::canonicalize(&grant.host).map_err(|e| fail(e.to_string()))?;
+    // O_NOFOLLOW: the canonical path has no symlink left, unless one was just swapped in.
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(&real)
+        .map_err(|e| fail(e.to_string()))?;
+    let opened = dir.metadata().map_err(|e| fail(e.to_string()))?;
+    let reopened = std::fs::read_dir(fd_path(&dir)).and_then(|_| std::fs::metadata(fd_path(&dir)));
+    match reopened {
+        Ok(m) if m.dev() == opened.dev() && m.ino() == opened.ino() => Ok((real, dir)),
+        _ => Err(fail(format!(
+            "cannot reopen it through {} (wharf needs a Linux /proc to hold directory grants in place)",
+            fd_path(&dir).display()
+        ))),
+    }
+}
+
+/// The path that reopens `dir` itself, wherever it has been moved since.
+fn fd_path(dir: &File) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+}
+
+/// Refuses a grant whose real directory lies strictly inside a read-write grant's: the guest
+/// could rename the inner directory (and, across components, other guests see the change).
+/// `grants` pairs each grant with its canonical host path; pass several sandboxes' grants to
+/// check across components.
+fn check_overlaps<'a>(grants: impl IntoIterator<Item = (&'a DirGrant, &'a Path)> + Clone) -> Result<(), SandboxError> {
+    for (outer, outer_real) in grants.clone() {
+        if outer.read_only {
+            continue;
+        }
+        for (inner, inner_real) in grants.clone() {
+            if inner_real != outer_real && inner_real.starts_with(outer_real) {
+                return Err(SandboxError::Overlap { outer: outer.clone(), inner: inner.clone() });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What a guest's stdio is connected to.
@@ -70,7 +133,10 @@ pub enum Stdio {
 #[derive(Clone, Debug)]
 pub struct Sandbox {
     env: Vec<(String, String)>,
-    dirs: Vec<DirGrant>,
+    // Each grant with its directory, opened once: stores reach it through `/proc/self/fd/N`,
+    // never through its path again, so a guest that renames a directory and puts a symlink in
+    // its place cannot move a grant.
+    dirs: Vec<(DirGrant, Arc<File>)>,
     net: Arc<NetGrants>,
     dns: Dns,
     max_memory: u64,
@@ -89,14 +155,15 @@ impl Sandbox {
         backends: &Backends,
         host_env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SandboxError> {
+        let mut dirs = Vec::with_capacity(policy.dirs.len());
         for grant in &policy.dirs {
-            if let Err(e) = std::fs::read_dir(&grant.host) {
-                return Err(SandboxError::Dir { grant: grant.clone(), reason: e.to_string() });
-            }
+            let (real, dir) = open_grant(grant)?;
+            dirs.push((grant.clone(), real, Arc::new(dir)));
         }
+        check_overlaps(dirs.iter().map(|(grant, real, _)| (grant, real.as_path())))?;
         Ok(Sandbox {
             env: policy.resolved_env(&host_env),
-            dirs: policy.dirs.clone(),
+            dirs: dirs.into_iter().map(|(grant, _, dir)| (grant, dir)).collect(),
             net: Arc::new(NetGrants::new(&policy.allow_net)),
             dns: Dns::system(),
             max_memory: policy.memory_limit(),
@@ -145,9 +212,9 @@ impl Sandbox {
                 wasi.stderr(stream);
             }
         }
-        for grant in &self.dirs {
+        for (grant, dir) in &self.dirs {
             let perms = if grant.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
-            wasi.preopened_dir(&grant.host, &grant.guest, perms)
+            wasi.preopened_dir(fd_path(dir), &grant.guest, perms)
                 .map_err(|e| SandboxError::Dir { grant: grant.clone(), reason: format!("{e:#}") })?;
         }
         // Lookups go through `net` (see `crate::p2_lookup`); wasmtime-wasi's own resolver,

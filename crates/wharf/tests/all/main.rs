@@ -5,6 +5,7 @@ mod blobstore;
 mod cache;
 mod config;
 mod credentials;
+mod dirs;
 mod exhaustion;
 mod hostile;
 mod keyvalue;
