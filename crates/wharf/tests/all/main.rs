@@ -14,6 +14,7 @@ mod messaging;
 mod net;
 mod oci;
 mod p3;
+mod p3_stream;
 mod redis;
 mod registry;
 mod registry_limits;
@@ -26,7 +27,7 @@ mod util;
 #[allow(unused_imports)]
 use self::{
     bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, messaging::*, net::*, oci::*,
-    p3::*, run::*, sandbox::*, serve::*,
+    p3::*, p3_stream::*, run::*, sandbox::*, serve::*,
 };
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
