@@ -15,7 +15,7 @@ cargo build --quiet --release --locked --manifest-path bench/native-hello/Cargo.
 NATIVE=$root/bench/native-hello/target/release/native-hello
 results=$(mktemp)
 pids=()
-trap 'kill "${pids[@]}" 2> /dev/null; rm -f "$results"' EXIT
+trap 'kill "${pids[@]}" 2> /dev/null || true; rm -f "$results"' EXIT
 
 wait_up() { for _ in $(seq 300); do curl -sf "http://127.0.0.1:$1/" > /dev/null && return 0; sleep 0.1; done; echo "server on port $1 did not come up" >&2; return 1; }
 to_ms() { # wrk latency (e.g. 812.00us, 1.37ms, 2.01s) -> milliseconds
