@@ -9,12 +9,12 @@
 //!   and idle timeout, accept back-off.
 pub mod listener;
 pub mod manifest;
-mod p3;
 pub mod messaging;
+mod p3;
 pub mod router;
 pub mod server;
 
-pub use listener::ListenerOptions;
+pub use listener::{ListenerOptions, PeerAddr};
 pub use manifest::{AppManifest, ComponentSpec, ManifestError, ReuseSpec};
 pub use messaging::{MessagingTrigger, MessagingTriggerSpec};
 pub use p3::Reuse;

@@ -41,6 +41,11 @@ pub struct McpCommand {
     #[arg(long, value_name = "STYLE", default_value = "dotted")]
     tool_names: ToolNamesArg,
 
+    /// How long an instance held for a stateless client (protocol 2026-07-28) lives without a
+    /// call; its handles expire with it.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    handle_idle_timeout: Duration,
+
     /// Grants for every component (`--timeout` is per call, default 30s).
     #[command(flatten)]
     policy: PolicyArgs,
@@ -115,6 +120,7 @@ impl McpHttpArgs {
             unused_session_timeout: self.unused_session_timeout,
             session_idle_timeout: self.session_idle_timeout,
             bearer_token,
+            held_idle_timeout: Duration::from_secs(300),
         })
     }
 }
@@ -123,7 +129,8 @@ impl McpCommand {
     /// Loads, links and catalogs every component, then serves until stdin closes (stdio) or
     /// SIGINT/SIGTERM (HTTP).
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let limits = self.http_limits.limits()?;
+        let mut limits = self.http_limits.limits()?;
+        limits.held_idle_timeout = self.handle_idle_timeout;
         if self.http.is_none() && self.http_limits.auth_token_env.is_some() {
             return Err(BadInput("--auth-token-env applies to --http only".into()).into());
         }
@@ -140,7 +147,7 @@ impl McpCommand {
         match self.http {
             None => {
                 tracing::info!("serving {count} tools on stdio");
-                wharf_mcp::serve_stdio(toolbox, loader).await?;
+                wharf_mcp::serve_stdio(toolbox, loader, self.handle_idle_timeout).await?;
             }
             Some(address) => {
                 let listener = tokio::net::TcpListener::bind(address)
