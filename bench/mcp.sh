@@ -88,9 +88,10 @@ echo "| server | tools | reply | p50 | p99 |"
 echo "|---|---|---|---|---|"
 many=$(mktemp -d)
 for i in $(seq -w 1 50); do cp "$MCP_TYPES" "$many/tools$i.wasm"; done
-"$py" "$root/bench/mcp_client.py" raw-list 200 -- "$WHARF" mcp "$many/tools01.wasm"
-"$py" "$root/bench/mcp_client.py" raw-list 200 -- "$WHARF" mcp "$many"/*.wasm
-tools=$(WHARF_LOG=info "$WHARF" mcp "$many"/*.wasm < /dev/null 2>&1 | grep -o 'serving [0-9]* tools' | grep -o '[0-9]*' || echo 500)
-"$py" "$root/bench/mcp_client.py" raw-list 200 -- "${peer_stdio[@]}" 10
-"$py" "$root/bench/mcp_client.py" raw-list 200 -- "${peer_stdio[@]}" "$tools"
+"$py" "$root/bench/mcp_client.py" raw-list 200 "wharf mcp, 1 component" -- "$WHARF" mcp "$many/tools01.wasm"
+"$py" "$root/bench/mcp_client.py" raw-list 200 "wharf mcp, 50 components" -- "$WHARF" mcp "$many"/*.wasm
+tools=$(WHARF_LOG=info "$WHARF" mcp "$many"/*.wasm < /dev/null 2>&1 | grep -o 'serving [0-9]* tools' | grep -o '[0-9]*' | head -1 || true)
+tools=${tools:-500}
+"$py" "$root/bench/mcp_client.py" raw-list 200 "peer, \`add\` under 10 names" -- "${peer_stdio[@]}" 10
+"$py" "$root/bench/mcp_client.py" raw-list 200 "peer, \`add\` under $tools names" -- "${peer_stdio[@]}" "$tools"
 rm -rf "$many"

@@ -5,7 +5,7 @@ bench/mcp.sh; prints one JSON line per run, which `table` turns into Markdown.
     python bench/mcp_client.py run LABEL stdio N CLIENTS TOOL ARGS_JSON -- COMMAND...
     python bench/mcp_client.py run LABEL http  N CLIENTS TOOL ARGS_JSON URL
     python bench/mcp_client.py table RESULTS.jsonl
-    python bench/mcp_client.py raw-list N -- COMMAND...
+    python bench/mcp_client.py raw-list N LABEL -- COMMAND...
 
 `raw-list` times `tools/list` over stdio with bare JSON-RPC lines and no SDK, so the figure is
 the server's (and the pipe's), not the SDK's validation of every tool.
@@ -53,16 +53,15 @@ async def run(label, transport, n, clients, tool, args, rest):
             return StdioServerParameters(command=rest[0], args=rest[1:], env=dict(os.environ))
         return rest[0]
 
-    started = time.perf_counter()
     async with anyio.create_task_group() as group:
         for _ in range(clients):
             group.start_soon(one_client, target(), n, tool, args, samples, versions)
-    elapsed = time.perf_counter() - started
     print(json.dumps({
         "label": label, "client": "Python SDK", "transport": transport, "clients": clients, "calls": len(samples),
         "protocol": "/".join(sorted(versions)), "p50_ms": percentile(samples, 0.50) * 1000,
         "p99_ms": percentile(samples, 0.99) * 1000, "mean_ms": statistics.mean(samples) * 1000,
-        "calls_per_s": len(samples) / elapsed,
+        # Throughput while measuring (connects and warm-up excluded): clients / mean latency.
+        "calls_per_s": clients * 1000 / (statistics.mean(samples) * 1000),
     }), flush=True)
 
 
@@ -89,10 +88,10 @@ def table(path):
               f"| {w['protocol']}, {p['protocol']} |")
     print()
     print("Ratios are wharf / peer: below 1 means wharf is faster. The peer is the Python SDK's own "
-          "server (FastMCP, `MCPServer` in SDK 2.x) with the same `add` tool, unsandboxed.")
+          "server (FastMCP, `MCPServer` in SDK 2.x) with the same `add` tool, unsandboxed. calls/s = clients / mean latency, connects and warm-up excluded.")
 
 
-def raw_list(n, command):
+def raw_list(n, label, command):
     server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def request(id, method, params):
@@ -112,7 +111,7 @@ def raw_list(n, command):
         assert json.loads(line)["id"] == id, line[:200]
     tools = len(json.loads(line)["result"]["tools"])
     samples = samples[min(10, n // 2):]
-    print(f"| {' '.join(os.path.basename(c) for c in command[:2])} ... | {tools} | {len(line) // 1024} KB "
+    print(f"| {label} | {tools} | {len(line) // 1024} KB "
           f"| {percentile(samples, 0.5) * 1000:.3f} ms | {percentile(samples, 0.99) * 1000:.3f} ms |")
     server.stdin.close()
     server.wait()
@@ -122,7 +121,7 @@ def main():
     if sys.argv[1] == "table":
         return table(sys.argv[2])
     if sys.argv[1] == "raw-list":
-        return raw_list(int(sys.argv[2]), sys.argv[sys.argv.index("--") + 1 :])
+        return raw_list(int(sys.argv[2]), sys.argv[3], sys.argv[sys.argv.index("--") + 1 :])
     _, _, label, transport, n, clients, tool, args, *rest = sys.argv
     if rest and rest[0] == "--":
         rest = rest[1:]
