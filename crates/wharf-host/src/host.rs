@@ -95,6 +95,9 @@ impl Host {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        // 0.3 lookups through the same checks as 0.2's; guest symlinks kept inside their grant.
+        crate::p3_lookup::add_to_linker(&mut linker, HostState::guest_net)?;
+        crate::guest_links::add_to_linker(&mut linker)?;
         // WASI cloud interfaces; what a component may use is decided by its sandbox.
         crate::capabilities::add_to_linker(&mut linker)?;
         Ok(Host { engine, cache, linker })

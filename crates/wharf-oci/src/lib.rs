@@ -33,6 +33,7 @@ mod layout;
 mod metadata;
 mod registry;
 mod transport;
+mod upload;
 pub mod wit;
 
 pub use artifact::{
