@@ -152,11 +152,8 @@ impl S3Store {
         let anonymous = credential.is_none();
         // A fixed provider even when anonymous: object_store would otherwise fall back to the
         // instance metadata service, a request to a host nobody configured.
-        let credential = credential.unwrap_or(AwsCredential {
-            key_id: String::new(),
-            secret_key: String::new(),
-            token: None,
-        });
+        let credential =
+            credential.unwrap_or(AwsCredential { key_id: String::new(), secret_key: String::new(), token: None });
         let c = &self.config;
         let allow_http = self.url.scheme() == "http";
         // Path style: object_store appends `/bucket`; virtual-host style: the bucket's own URL.
@@ -192,7 +189,8 @@ impl S3Store {
             read_timeout: read,
             total_timeout: Some(Duration::from_secs(c.request_timeout)),
         })?;
-        let data = builder(net::Connector { allow_http, connect_timeout: connect, read_timeout: read, total_timeout: None })?;
+        let data =
+            builder(net::Connector { allow_http, connect_timeout: connect, read_timeout: read, total_timeout: None })?;
         Ok(Clients { control, data })
     }
 
@@ -283,7 +281,12 @@ impl Backend for S3Store {
             }
             let clients = self.clients()?;
             let marker = self.marker(container)?;
-            clients.control.put(&marker, PutPayload::new()).await.map(drop).map_err(|e| self.log.fail("create-container", &e))
+            clients
+                .control
+                .put(&marker, PutPayload::new())
+                .await
+                .map(drop)
+                .map_err(|e| self.log.fail("create-container", &e))
         })
     }
 

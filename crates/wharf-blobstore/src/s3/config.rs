@@ -128,7 +128,8 @@ impl S3Config {
         }
         let prefix = self.prefix.trim_matches('/');
         if !prefix.is_empty()
-            && (prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..") || prefix.chars().any(char::is_control))
+            && (prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+                || prefix.chars().any(char::is_control))
         {
             return Err(format!("invalid prefix {:?}: no empty, `.` or `..` segment", self.prefix));
         }

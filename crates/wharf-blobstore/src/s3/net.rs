@@ -11,10 +11,10 @@
 use std::time::Duration;
 
 use http_body_util::BodyExt;
+use object_store::ClientOptions;
 use object_store::client::{
     HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpResponseBody, HttpService,
 };
-use object_store::ClientOptions;
 
 /// The most bytes of a listing, an error or any other non-object response.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
