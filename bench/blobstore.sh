@@ -5,7 +5,8 @@
 # in the same directory; on `s3`, object_store's S3 client (the crate the store uses) against
 # the same moto server. Prints a Markdown table for BENCHMARKS.md.
 # Usage: bench/blobstore.sh [MIB] (default 256). PROFILE=dev uses debug builds (a quick check
-# that the script works; never for figures). moto comes from <repo>/.venv (scripts/setup.sh).
+# that the script works; never for figures); GUEST_TARGET_DIR reuses a guest build dir. moto comes
+# from <repo>/.venv (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -20,9 +21,10 @@ else
 fi
 cargo build --quiet "${flags[@]}" --locked -p wharf
 cargo build --quiet "${flags[@]}" --locked -p wharf-blobstore --example blob_native
+guests=${GUEST_TARGET_DIR:-$target/bench-guests}
 cargo build --quiet --release --locked --target wasm32-wasip2 --manifest-path crates/test-programs/Cargo.toml \
-    --bin blob_store --target-dir "$target/bench-guests"
-guest="$target/bench-guests/wasm32-wasip2/release/blob_store.wasm"
+    --bin blob_store --target-dir "$guests"
+guest="$guests/wasm32-wasip2/release/blob_store.wasm"
 wharf=${WHARF_BIN:-$target/$dir/wharf}
 native="$target/$dir/examples/blob_native"
 python="$root/.venv/bin/python"

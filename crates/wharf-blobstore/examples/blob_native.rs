@@ -78,6 +78,8 @@ struct PlainConnector;
 
 impl HttpConnector for PlainConnector {
     fn connect(&self, _: &ClientOptions) -> object_store::Result<HttpClient> {
+        // reqwest is built without a default crypto provider (as in the store).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(HttpClient::new(Plain(reqwest::Client::new())))
     }
 }
