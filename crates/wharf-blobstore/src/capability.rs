@@ -78,7 +78,7 @@ pub enum StoreConfig {
         quota: u64,
     },
     /// A bucket of an S3-compatible server, a key prefix per container (see [`S3Config`]).
-    S3(S3Config),
+    S3(Box<S3Config>),
 }
 
 fn default_quota() -> u64 {
@@ -155,7 +155,7 @@ impl Capability for BlobstoreCapability {
                 StoreConfig::Fs { path } => Arc::new(FsStore::new(context.base.join(path))),
                 StoreConfig::Memory { quota } => Arc::new(MemoryStore::new(quota)),
                 StoreConfig::S3(config) => {
-                    Arc::new(S3Store::new(&name, config).map_err(|e| format!("blobstore store `{name}`: {e}"))?)
+                    Arc::new(S3Store::new(&name, *config).map_err(|e| format!("blobstore store `{name}`: {e}"))?)
                 }
             };
             stores.insert(name, backend);
