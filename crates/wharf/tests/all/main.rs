@@ -2,6 +2,7 @@
 //! `crates/test-programs`.
 mod bad_input;
 mod blobstore;
+mod blobstore_s3;
 mod cache;
 mod config;
 mod credentials;
@@ -11,6 +12,7 @@ mod hostile;
 mod keyvalue;
 mod mcp;
 mod messaging;
+mod moto;
 mod net;
 mod oci;
 mod p3;
