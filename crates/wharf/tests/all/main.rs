@@ -8,6 +8,7 @@ mod credentials;
 mod dirs;
 mod exhaustion;
 mod hostile;
+mod jetstream;
 mod keyvalue;
 mod mcp;
 mod messaging;
