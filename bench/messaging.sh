@@ -11,13 +11,16 @@ cd "$(dirname "$0")/.."
 n=${1:-20000}
 m=${2:-2000}
 target=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --quiet --release --locked -p wharf
-cargo build --quiet --release --locked --target wasm32-wasip2 --manifest-path crates/test-programs/Cargo.toml \
+# BENCH_PROFILE=dev only proves the script runs (debug builds); figures come from release.
+profile=${BENCH_PROFILE:-release}
+dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+cargo build --quiet --profile "$profile" --locked -p wharf
+cargo build --quiet --profile "$profile" --locked --target wasm32-wasip2 --manifest-path crates/test-programs/Cargo.toml \
     --bin msg_handler --target-dir "$target/bench-guests"
-cargo build --quiet --release --locked --manifest-path bench/messaging/Cargo.toml --target-dir "$target/bench-messaging"
-guest="$target/bench-guests/wasm32-wasip2/release/msg_handler.wasm"
-wharf=${WHARF_BIN:-$target/release/wharf}
-tools="$target/bench-messaging/release"
+cargo build --quiet --profile "$profile" --locked --manifest-path bench/messaging/Cargo.toml --target-dir "$target/bench-messaging"
+guest="$target/bench-guests/wasm32-wasip2/$dir/msg_handler.wasm"
+wharf=${WHARF_BIN:-$target/$dir/wharf}
+tools="$target/bench-messaging/$dir"
 nats_server=$(command -v nats-server || echo /usr/sbin/nats-server)
 tmp=$(mktemp -d)
 pids=()
@@ -58,7 +61,7 @@ read -r n_rate n_p50 n_p99 _ <"$tmp/native.out"
 
 ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
-echo "N=$n (throughput), M=$m (latency, one at a time), $(nproc) cores, $(uname -sr), $($nats_server --version)"
+echo "N=$n (throughput), M=$m (latency, one at a time), $profile build, $(nproc) cores, $(uname -sr), $($nats_server --version)"
 echo
 echo "| handler | messages/s | p50 latency (ms) | p99 latency (ms) |"
 echo "|---|---:|---:|---:|"

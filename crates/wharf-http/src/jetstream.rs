@@ -223,7 +223,7 @@ mod tests {
     fn defaults_and_keys() {
         assert_eq!(check(RawDurable::default()), Ok(None));
         let spec = check(RawDurable { stream: Some("JOBS"), ..RawDurable::default() }).unwrap().unwrap();
-        assert_eq!((spec.consumer.as_str(), spec.max_deliver, spec.dead_letter), ("worker", 5, None));
+        assert_eq!((spec.consumer.as_str(), spec.max_deliver, spec.dead_letter.as_deref()), ("worker", 5, None));
         let config = spec.config(Some(Duration::from_secs(2)), 1000);
         assert_eq!((config.ack_wait, config.batch, config.max_ack_pending), (Duration::from_secs(12), 64, 4000));
         let spec = check(RawDurable {
@@ -244,7 +244,10 @@ mod tests {
     fn bad_keys_name_the_field() {
         let js = |raw: RawDurable<'static>| RawDurable { stream: Some("JOBS"), ..raw };
         let cases: Vec<(RawDurable<'static>, &str)> = vec![
-            (RawDurable { dead_letter: Some("dead.x"), ..RawDurable::default() }, "[0].dead_letter: applies to JetStream"),
+            (
+                RawDurable { dead_letter: Some("dead.x"), ..RawDurable::default() },
+                "[0].dead_letter: applies to JetStream",
+            ),
             (RawDurable { stream: Some("a.b"), ..RawDurable::default() }, "[0].stream `a.b`"),
             (RawDurable { stream: Some("a b"), ..RawDurable::default() }, "[0].stream `a b`"),
             (js(RawDurable { consumer: Some("c*"), ..RawDurable::default() }), "[0].consumer `c*`"),

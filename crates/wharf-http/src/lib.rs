@@ -11,8 +11,8 @@
 pub mod jetstream;
 pub mod listener;
 pub mod manifest;
-mod p3;
 pub mod messaging;
+mod p3;
 pub mod router;
 pub mod server;
 

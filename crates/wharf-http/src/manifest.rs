@@ -313,7 +313,8 @@ mod tests {
         assert!(e.contains("trigger.messaging[0].queue: a JetStream trigger"), "{e}");
         let e = parse(&format!("{}{}{component}", trigger("jobs.*", ""), trigger("other.*", ""))).unwrap_err();
         assert!(e.contains("trigger.messaging[1]: consumer `a` on stream `J` is trigger.messaging[0]'s"), "{e}");
-        let app = parse(&format!("{}{}{component}", trigger("jobs.*", ""), trigger("other.*", "consumer = \"b\""))).unwrap();
+        let app =
+            parse(&format!("{}{}{component}", trigger("jobs.*", ""), trigger("other.*", "consumer = \"b\""))).unwrap();
         assert_eq!(app.messaging[1].durable.as_ref().unwrap().consumer, "b");
         let e = parse(&format!("{}{component}", trigger("jobs.*", "dead_letter = \"dlq.*\""))).unwrap_err();
         assert!(e.contains("trigger.messaging[0].dead_letter `dlq.*`"), "{e}");

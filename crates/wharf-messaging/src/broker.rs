@@ -310,9 +310,11 @@ impl NatsBroker {
         } else if self.auth.token.is_none() && self.auth.creds.is_none() {
             // async-nats ignores user info in a URL; NATS clients take `user:password@` as
             // user and password and `token@` as a token, so Wharf does too.
-            let from_url = self.url.split(',').filter_map(|url| url.trim().parse::<async_nats::ServerAddr>().ok()).find_map(
-                |addr| addr.username().map(|user| (user.to_owned(), addr.password().map(str::to_owned))),
-            );
+            let from_url = self
+                .url
+                .split(',')
+                .filter_map(|url| url.trim().parse::<async_nats::ServerAddr>().ok())
+                .find_map(|addr| addr.username().map(|user| (user.to_owned(), addr.password().map(str::to_owned))));
             match from_url {
                 Some((user, Some(password))) => options = options.user_and_password(user, password),
                 Some((token, None)) => options = options.token(token),
@@ -479,9 +481,6 @@ mod tests {
         };
         let text = format!("{store:?}");
         assert!(!text.contains("s3cret") && !text.contains("hunter2") && !text.contains("pw1"), "{text}");
-        assert_eq!(
-            redact_url("nats://u:pw@a:4222,tls://tok@b/x,c:4222"),
-            "nats://***@a:4222,tls://***@b/x,c:4222"
-        );
+        assert_eq!(redact_url("nats://u:pw@a:4222,tls://tok@b/x,c:4222"), "nats://***@a:4222,tls://***@b/x,c:4222");
     }
 }

@@ -88,16 +88,18 @@ impl DurableSubscription {
         let context = jetstream::new(client);
         let stream = match context.get_stream(&config.stream).await {
             Ok(stream) => stream,
-            Err(e) if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j) if j.code() == 404) => context
-                .create_stream(stream::Config {
-                    name: config.stream.clone(),
-                    subjects: vec![pattern.to_owned()],
-                    retention: stream::RetentionPolicy::WorkQueue,
-                    storage: stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| BrokerError::Connection(format!("cannot create stream `{}`: {e}", config.stream)))?,
+            Err(e) if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j) if j.code() == 404) => {
+                context
+                    .create_stream(stream::Config {
+                        name: config.stream.clone(),
+                        subjects: vec![pattern.to_owned()],
+                        retention: stream::RetentionPolicy::WorkQueue,
+                        storage: stream::StorageType::File,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| BrokerError::Connection(format!("cannot create stream `{}`: {e}", config.stream)))?
+            }
             Err(e) => return Err(BrokerError::Connection(format!("cannot look up stream `{}`: {e}", config.stream))),
         };
         let wanted = consumer::pull::Config {
@@ -241,10 +243,11 @@ impl Delivery {
         // (it answers nothing): ask the server which stream, if any, captures the subject.
         let captured = self.context.stream_by_subject(subject).await.is_ok();
         if captured {
-            let stored = match self.context.publish_with_headers(subject.to_owned(), headers, self.msg.data.clone()).await {
-                Ok(ack) => ack.await.map(|_| ()),
-                Err(e) => Err(e),
-            };
+            let stored =
+                match self.context.publish_with_headers(subject.to_owned(), headers, self.msg.data.clone()).await {
+                    Ok(ack) => ack.await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
             stored.map_err(|e| BrokerError::Connection(format!("dead letter to `{subject}` not stored: {e}")))?;
         } else {
             let client = self.context.client();
