@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use wharf_host::{Backends, HostState, Sandbox, Stdio, WharfEngine, guest_failure};
+use wasmtime::Store;
+use wharf_host::{Backends, HostState, RunError, Sandbox, Stdio, WharfEngine};
 use wharf_messaging::broker::{Broker, BrokerError};
 use wharf_messaging::jetstream::DurableConfig;
 use wharf_messaging::{Direction, HandlerPre, MessagingCapability};
@@ -248,18 +249,8 @@ impl MessagingTrigger {
                 return Err(format!("cannot build a store: {e}"));
             }
         };
-        let call = self.pre.handle(&mut store, msg, self.broker.clone());
-        let outcome = match self.sandbox.timeout() {
-            Some(timeout) => match tokio::time::timeout(timeout, call).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    tracing::warn!(component = %self.name, %subject, "handler timed out after {timeout:?}");
-                    return Err(format!("timed out after {timeout:?}"));
-                }
-            },
-            None => call.await,
-        };
-        match outcome {
+        let handle = async |store: &mut Store<HostState>| self.pre.handle(store, msg, self.broker.clone()).await;
+        match self.sandbox.call(&mut store, handle).await {
             Ok(Ok(())) => {
                 tracing::debug!(component = %self.name, %subject, "message handled");
                 Ok(())
@@ -268,11 +259,13 @@ impl MessagingTrigger {
                 tracing::warn!(component = %self.name, %subject, "handler returned an error: {text}");
                 Err(text)
             }
-            Err(e) => {
-                let why =
-                    guest_failure(&e, store.data(), &self.sandbox).map_or_else(|| format!("{e:#}"), |f| f.to_string());
+            Err(RunError::Timeout(timeout)) => {
+                tracing::warn!(component = %self.name, %subject, "handler timed out after {timeout:?}");
+                Err(format!("timed out after {timeout:?}"))
+            }
+            Err(why) => {
                 tracing::warn!(component = %self.name, %subject, "handler failed: {why}");
-                Err(why)
+                Err(why.to_string())
             }
         }
     }
