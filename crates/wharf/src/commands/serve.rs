@@ -188,11 +188,7 @@ impl ServeCommand {
         };
         for trigger in triggers {
             let (engine, max) = (engine.clone(), self.max_concurrency as usize);
-            tokio::spawn(async move {
-                if let Err(e) = trigger.run(engine, max).await {
-                    tracing::error!("{e}");
-                }
-            });
+            tokio::spawn(trigger.run(engine, max));
         }
         let server = Server::new(engine, targets, app.router, options);
         server.serve(listener, shutdown_signal()).await;

@@ -9,6 +9,7 @@ mod credentials;
 mod dirs;
 mod exhaustion;
 mod hostile;
+mod jetstream;
 mod keyvalue;
 mod mcp;
 mod messaging;
