@@ -3,10 +3,12 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 target=${CARGO_TARGET_DIR:-$root/target}
-cargo build --quiet --release --locked -p wharf
+# WHARF_PROFILE=dev measures a debug build: only to check that a script works, never for figures.
+profile=${WHARF_PROFILE:-release}
+cargo build --quiet --locked --profile "$profile" -p wharf
 cargo build --quiet --release --locked --target wasm32-wasip2 --manifest-path crates/test-programs/Cargo.toml
 cargo build --quiet --release --locked --target wasm32-wasip2 --manifest-path examples/hello/Cargo.toml
-WHARF=$target/release/wharf
+WHARF=$target/$([ "$profile" = dev ] && echo debug || echo "$profile")/wharf
 GUESTS=$root/crates/test-programs/target/wasm32-wasip2/release
 HELLO_CMD=$root/examples/hello/target/wasm32-wasip2/release/hello.wasm
 # The peer: `cargo install wasmtime-cli --version '~48' --locked --root /opt/peers`, outside the repo.

@@ -281,7 +281,8 @@ impl ComponentLoader {
         sandbox: Sandbox,
     ) -> anyhow::Result<ToolComponent> {
         loaded.check_declared_imports()?;
-        let (component, _) = self.host.load(&loaded.name, &loaded.bytes)?;
+        let (component, _) =
+            self.host.load_with(&loaded.name, &loaded.bytes, || crate::compile_notice::Notice::start(&loaded.name))?;
         let pre = self.host.prepare(source, &component)?;
         let name = match name {
             Some(name) => name.to_string(),

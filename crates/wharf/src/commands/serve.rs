@@ -155,7 +155,8 @@ impl ServeCommand {
             };
             let loaded = self.pull.load(&input).await?;
             loaded.check_declared_imports()?;
-            let (component, _) = host.load(&loaded.name, &loaded.bytes)?;
+            let (component, _) =
+                host.load_with(&loaded.name, &loaded.bytes, || crate::compile_notice::Notice::start(&loaded.name))?;
             for trigger in app.messaging.iter().filter(|t| t.component == i) {
                 let pre = host.prepare(&spec.source, &component)?;
                 let trigger =

@@ -10,6 +10,7 @@ mod dirs;
 mod exhaustion;
 mod hostile;
 mod jetstream;
+mod interop;
 mod keyvalue;
 mod mcp;
 mod messaging;
@@ -17,6 +18,7 @@ mod moto;
 mod net;
 mod oci;
 mod p3;
+mod p3_stream;
 mod redis;
 mod registry;
 mod registry_limits;
@@ -29,7 +31,7 @@ mod util;
 #[allow(unused_imports)]
 use self::{
     bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, messaging::*, net::*, oci::*,
-    p3::*, run::*, sandbox::*, serve::*,
+    p3::*, p3_stream::*, run::*, sandbox::*, serve::*,
 };
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
