@@ -31,7 +31,9 @@ mod describe;
 pub mod digest;
 mod layout;
 mod metadata;
+mod reference;
 mod registry;
+mod tls;
 mod transport;
 pub mod wit;
 
