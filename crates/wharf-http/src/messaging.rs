@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
-use wharf_host::{Backends, HostState, Sandbox, Stdio, WharfEngine, guest_failure};
+use wasmtime::Store;
+use wharf_host::{Backends, HostState, RunError, Sandbox, Stdio, WharfEngine};
 use wharf_messaging::broker::Broker;
 use wharf_messaging::{Direction, HandlerPre, MessagingCapability};
 
@@ -149,24 +150,14 @@ impl MessagingTrigger {
             Ok(store) => store,
             Err(e) => return tracing::error!(component = %self.name, "cannot build a store: {e}"),
         };
-        let call = self.pre.handle(&mut store, msg, self.broker.clone());
-        let outcome = match self.sandbox.timeout() {
-            Some(timeout) => match tokio::time::timeout(timeout, call).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    return tracing::warn!(component = %self.name, %subject, "handler timed out after {timeout:?}");
-                }
-            },
-            None => call.await,
-        };
-        match outcome {
+        let handle = async |store: &mut Store<HostState>| self.pre.handle(store, msg, self.broker.clone()).await;
+        match self.sandbox.call(&mut store, handle).await {
             Ok(Ok(())) => tracing::debug!(component = %self.name, %subject, "message handled"),
             Ok(Err(text)) => tracing::warn!(component = %self.name, %subject, "handler returned an error: {text}"),
-            Err(e) => {
-                let why =
-                    guest_failure(&e, store.data(), &self.sandbox).map_or_else(|| format!("{e:#}"), |f| f.to_string());
-                tracing::warn!(component = %self.name, %subject, "handler failed: {why}");
+            Err(RunError::Timeout(timeout)) => {
+                tracing::warn!(component = %self.name, %subject, "handler timed out after {timeout:?}")
             }
+            Err(why) => tracing::warn!(component = %self.name, %subject, "handler failed: {why}"),
         }
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
 use wasmtime::component::{Component, Instance, InstancePre, ResourceAny, Val};
-use wharf_host::{HostState, RunError, Sandbox, Stdio, WharfEngine, guest_failure};
+use wharf_host::{HostState, RunError, Sandbox, Stdio, WharfEngine};
 
 use crate::catalog::{Catalog, Function, ToolNames, catalog, tool_name};
 use crate::docs::PackageDocs;
@@ -305,12 +305,12 @@ impl Session {
             Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
         };
         caller.talk.attach(store.data_mut());
-        let call = async {
-            let instance = component.pre.instantiate_async(&mut store).await?;
-            invoke(&mut store, &instance, function, params).await
+        let call = async |store: &mut Store<HostState>| {
+            let instance = component.pre.instantiate_async(&mut *store).await?;
+            invoke(store, &instance, function, params).await
         };
-        let result = bounded(&component.sandbox, &caller.cancel, call).await;
-        finish(component, function, result, &mut store, &mut handles)
+        let result = cancellable(&caller.cancel, component.sandbox.call(&mut store, call)).await;
+        finish(component, function, result, &store, &mut handles)
     }
 
     async fn call_stateful(
@@ -323,45 +323,40 @@ impl Session {
     ) -> Outcome {
         // A session's first call is checked before an instance exists: bad arguments must not
         // cost an instance (no handle can be valid yet, so an empty table decides).
-        let (live, params) =
-            match slot {
-                Some(live) => match read_args(component, function, args, &mut live.handles) {
-                    Ok(params) => (live, params),
+        let (live, params) = match slot {
+            Some(live) => match read_args(component, function, args, &mut live.handles) {
+                Ok(params) => (live, params),
+                Err(e) => return Outcome::Invalid(e),
+            },
+            None => {
+                let mut handles = HandleTable::default();
+                let params = match read_args(component, function, args, &mut handles) {
+                    Ok(params) => params,
                     Err(e) => return Outcome::Invalid(e),
-                },
-                None => {
-                    let mut handles = HandleTable::default();
-                    let params = match read_args(component, function, args, &mut handles) {
-                        Ok(params) => params,
-                        Err(e) => return Outcome::Invalid(e),
-                    };
-                    let Ok(permit) = self.toolbox.live_instances.clone().try_acquire_owned() else {
-                        let busy = format!(
-                            "too many sessions hold an instance ({MAX_LIVE_INSTANCES}); try again when one ends"
-                        );
-                        return Outcome::Failed(RunError::Host(busy).into());
-                    };
-                    let mut store = match component.sandbox.store(&self.toolbox.engine, &[], Stdio::Log) {
-                        Ok(store) => store,
-                        Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
-                    };
-                    let instance =
-                        match bounded(&component.sandbox, &caller.cancel, component.pre.instantiate_async(&mut store))
-                            .await
-                        {
-                            Ok(Ok(instance)) => instance,
-                            Ok(Err(e)) => return Outcome::Failed(failure(component, &e, &store).into()),
-                            Err(timeout) => return Outcome::Failed(timeout.into()),
-                        };
-                    (slot.insert(Live { store, instance, handles, _slot: permit }), params)
-                }
-            };
-        component.sandbox.restart_deadline(&mut live.store);
+                };
+                let Ok(permit) = self.toolbox.live_instances.clone().try_acquire_owned() else {
+                    let busy =
+                        format!("too many sessions hold an instance ({MAX_LIVE_INSTANCES}); try again when one ends");
+                    return Outcome::Failed(RunError::Host(busy).into());
+                };
+                let mut store = match component.sandbox.store(&self.toolbox.engine, &[], Stdio::Log) {
+                    Ok(store) => store,
+                    Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
+                };
+                let instantiate = async |store: &mut Store<HostState>| component.pre.instantiate_async(store).await;
+                let instance = match cancellable(&caller.cancel, component.sandbox.call(&mut store, instantiate)).await
+                {
+                    Ok(instance) => instance,
+                    Err(e) => return Outcome::Failed(with_stderr(e, &store).into()),
+                };
+                (slot.insert(Live { store, instance, handles, _slot: permit }), params)
+            }
+        };
         caller.talk.attach(live.store.data_mut());
-        let call = invoke(&mut live.store, &live.instance, function, params);
-        let result = bounded(&component.sandbox, &caller.cancel, call).await;
+        let call = async |store: &mut Store<HostState>| invoke(store, &live.instance, function, params).await;
+        let result = cancellable(&caller.cancel, component.sandbox.call(&mut live.store, call)).await;
         live.store.data_mut().set_extension(None);
-        finish(component, function, result, &mut live.store, &mut live.handles)
+        finish(component, function, result, &live.store, &mut live.handles)
     }
 }
 
@@ -414,22 +409,13 @@ async fn invoke(
     Ok(results.pop())
 }
 
-/// Runs `work` under the sandbox's wall-clock bound too: the epoch deadline stops guest code,
-/// this also stops a guest blocked in a host call (waiting for a client's answer, say). The
-/// client cancelling the call stops it the same way.
-async fn bounded<T>(
-    sandbox: &Sandbox,
+/// Stops `call` when the client cancels it (dropping it, as its timeout does).
+async fn cancellable<T>(
     cancel: &tokio_util::sync::CancellationToken,
-    work: impl Future<Output = wasmtime::Result<T>>,
-) -> Result<wasmtime::Result<T>, RunError> {
-    let bounded = async {
-        match sandbox.timeout() {
-            Some(timeout) => tokio::time::timeout(timeout, work).await.map_err(|_| RunError::Timeout(timeout)),
-            None => Ok(work.await),
-        }
-    };
+    call: impl Future<Output = Result<T, RunError>>,
+) -> Result<T, RunError> {
     tokio::select! {
-        result = bounded => result,
+        result = call => result,
         () = cancel.cancelled() => Err(RunError::Host("cancelled by the client".into())),
     }
 }
@@ -437,15 +423,14 @@ async fn bounded<T>(
 fn finish(
     component: &ToolComponent,
     function: &Function,
-    result: Result<wasmtime::Result<Option<Val>>, RunError>,
-    store: &mut Store<HostState>,
+    result: Result<Option<Val>, RunError>,
+    store: &Store<HostState>,
     handles: &mut HandleTable,
 ) -> Outcome {
     match result {
-        Err(timeout) => Outcome::Failed(timeout.into()),
-        Ok(Err(e)) => Outcome::Failed(failure(component, &e, store).into()),
-        Ok(Ok(None)) => Outcome::Returned(None),
-        Ok(Ok(Some(val))) => {
+        Err(e) => Outcome::Failed(with_stderr(e, store).into()),
+        Ok(None) => Outcome::Returned(None),
+        Ok(Some(val)) => {
             let is_err = matches!(val, Val::Result(Err(_)));
             let ty = function.result.as_ref().expect("a value means a result type");
             let json = to_json(ty, val, &component.catalog.resources, handles);
@@ -454,16 +439,15 @@ fn finish(
     }
 }
 
-fn failure(component: &ToolComponent, e: &wasmtime::Error, store: &Store<HostState>) -> RunError {
-    match guest_failure(e, store.data(), &component.sandbox) {
-        // What the guest said last (a panic's text) is the useful part of a trap. Only here:
-        // the MCP client is the one calling the tool, whereas `wharf serve` answers strangers.
-        Some(RunError::Trap(trap)) => RunError::Trap(match store.data().stderr_tail() {
+/// What the guest said last (a panic's text) is the useful part of a trap. Only here: the MCP
+/// client is the one calling the tool, whereas `wharf serve` answers strangers.
+fn with_stderr(error: RunError, store: &Store<HostState>) -> RunError {
+    match error {
+        RunError::Trap(trap) => RunError::Trap(match store.data().stderr_tail() {
             Some(said) => format!("{trap} (guest stderr: {said})"),
             None => trap,
         }),
-        Some(failure) => failure,
-        None => RunError::Host(format!("{e:#}").lines().next().unwrap_or_default().to_string()),
+        error => error,
     }
 }
 
