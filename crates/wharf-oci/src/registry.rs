@@ -4,7 +4,6 @@
 //! digest is reproducible); pulls fetch every blob into temp files, check each against its
 //! digest, and only then move them into the store and tag the manifest, so a failed pull
 //! leaves nothing behind.
-use std::io::Write;
 
 use futures_util::StreamExt;
 use oci_client::Reference;
@@ -16,7 +15,7 @@ use crate::artifact::{
 };
 use crate::auth::Credential;
 use crate::digest::{Hasher, sha256_hex};
-use crate::layout::Layout;
+use crate::layout::{Layout, Staged};
 pub use crate::transport::RegistryConfig;
 use crate::transport::{Session, Transport, read_capped};
 
@@ -41,7 +40,7 @@ impl Progress for NoProgress {}
 /// [`plain_http_host`].
 pub fn parse_reference(input: &str) -> Result<Reference, Error> {
     let bare = input.strip_prefix("http://").or_else(|| input.strip_prefix("https://")).unwrap_or(input);
-    bare.parse::<Reference>().map_err(|e| Error::Reference { input: input.into(), reason: e.to_string() })
+    crate::reference::parse(bare).map_err(|e| Error::Reference { input: input.into(), reason: e.to_string() })
 }
 
 /// The registry host of an `http://...` reference, which is then reached over plain HTTP.
@@ -241,10 +240,10 @@ impl Registry {
         descriptor: &Descriptor,
         layout: &Layout,
         progress: &dyn Progress,
-    ) -> Result<tempfile::NamedTempFile, Error> {
+    ) -> Result<Staged, Error> {
         let expected = descriptor.digest.as_str();
         sha256_hex(expected)?;
-        let mut file = layout.temp_file()?;
+        let mut file = layout.stage()?;
         let mut hasher = Hasher::default();
         let mut received = 0u64;
         let response = self.transport.blob(reference, session, expected).await?;
@@ -266,7 +265,7 @@ impl Registry {
                         break;
                     }
                     hasher.update(&chunk);
-                    file.write_all(&chunk).map_err(|source| Error::Io { path: file.path().into(), source })?;
+                    file.write(&chunk)?;
                     progress.advance(chunk.len() as u64);
                 }
                 Err(e) => {

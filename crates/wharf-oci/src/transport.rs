@@ -101,7 +101,12 @@ impl Transport {
                 attempt.follow()
             }
         });
+        let tls = crate::tls::client_config().map_err(|e| Error::Registry {
+            reference: "(registry client)".into(),
+            detail: format!("cannot set up TLS: {e}"),
+        })?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.timeout)
             .read_timeout(config.timeout)
