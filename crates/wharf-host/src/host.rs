@@ -1,21 +1,17 @@
 //! [`Host`]: loads components (through the compile cache), links them against WASI, and runs
 //! commands in a [`Sandbox`].
 use std::path::Path;
-use std::time::Duration;
 
-use wasmtime::Trap;
-use wasmtime::component::{Component, InstancePre, Linker, ResourceTableError};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi_http::handler::ProxyPre;
 
 use crate::cache::{CacheStatus, CompileCache};
+use crate::call::RunError;
 use crate::engine::WharfEngine;
 use crate::expansion::Expansion;
 use crate::p3::Command;
-use crate::policy::format_size;
-use crate::sandbox::{
-    HostState, MAX_INSTANCES, MAX_MEMORIES, MAX_RESOURCES, MAX_TABLE_ELEMENTS, MAX_TABLES, Sandbox, SandboxError, Stdio,
-};
+use crate::sandbox::{HostState, MAX_INSTANCES, Sandbox, Stdio};
 
 /// A component that could not be loaded or linked. `name` is the file or reference it came from.
 #[derive(Debug, thiserror::Error)]
@@ -78,30 +74,6 @@ pub enum LoadError {
     },
 }
 
-/// Why a command did not finish with an exit code of its own.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The policy could not be put in place.
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
-    /// The guest ran past its timeout and was stopped.
-    #[error("guest timed out after {}", humantime::format_duration(*.0))]
-    Timeout(Duration),
-    /// The guest trapped after being refused memory beyond its limit.
-    #[error("guest exceeded its memory limit of {}", format_size(*.0))]
-    MemoryLimit(u64),
-    /// The guest hit one of wharf's fixed caps: live host resources, table elements, instances,
-    /// tables or memories (`what` names the cap, e.g. `1000 tables`).
-    #[error("guest exceeded its limit of {0}")]
-    Limit(String),
-    /// The guest trapped (unreachable, out-of-bounds access, stack overflow, ...).
-    #[error("guest trapped: {0}")]
-    Trap(String),
-    /// Instantiation or a host call failed.
-    #[error("{0}")]
-    Host(String),
-}
-
 /// Loads, links and runs components on one engine with one linker.
 pub struct Host {
     engine: WharfEngine,
@@ -123,6 +95,9 @@ impl Host {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        // 0.3 lookups through the same checks as 0.2's; guest symlinks kept inside their grant.
+        crate::p3_lookup::add_to_linker(&mut linker, HostState::guest_net)?;
+        crate::guest_links::add_to_linker(&mut linker)?;
         // WASI cloud interfaces; what a component may use is decided by its sandbox.
         crate::capabilities::add_to_linker(&mut linker)?;
         Ok(Host { engine, cache, linker })
@@ -242,63 +217,14 @@ impl Host {
         stdio: Stdio,
     ) -> Result<i32, RunError> {
         let mut store = sandbox.store(&self.engine, args, stdio)?;
-        let run = pre.run(&mut store);
-        // The epoch deadline stops guest code; this also stops a guest blocked in a host call.
-        let outcome = match sandbox.timeout() {
-            Some(timeout) => match tokio::time::timeout(timeout, run).await {
-                Ok(outcome) => outcome,
-                Err(_) => return Err(RunError::Timeout(timeout)),
-            },
-            None => run.await,
-        };
-        match outcome {
+        let run = async |store: &mut wasmtime::Store<HostState>| match pre.run(store).await {
             Ok(Ok(())) => Ok(0),
             Ok(Err(())) => Ok(1),
-            Err(e) => {
-                if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                    return Ok(exit.0);
-                }
-                Err(guest_failure(&e, store.data(), sandbox).unwrap_or_else(|| RunError::Host(one_line(&e))))
-            }
-        }
+            // `exit(n)` is how a command returns its code, not a failure.
+            Err(e) => e.downcast_ref::<I32Exit>().map(|exit| exit.0).ok_or(e),
+        };
+        sandbox.call(&mut store, run).await
     }
-}
-
-/// Classifies a failed instantiation or call into a guest component: `Some` for a timeout,
-/// memory exhaustion, another of wharf's caps, or a trap; `None` when the error did not come
-/// from the guest.
-pub fn guest_failure(error: &wasmtime::Error, store: &HostState, sandbox: &Sandbox) -> Option<RunError> {
-    match (error.downcast_ref::<Trap>(), sandbox.timeout()) {
-        (Some(Trap::Interrupt), Some(timeout)) => Some(RunError::Timeout(timeout)),
-        _ if store.memory_denied() => Some(RunError::MemoryLimit(sandbox.max_memory())),
-        _ if let Some(desired) = store.table_denied() => {
-            Some(RunError::Limit(format!("{MAX_TABLE_ELEMENTS} table elements (it asked for {desired})")))
-        }
-        _ if let Some(what) = limit_hit(error) => Some(RunError::Limit(what)),
-        (Some(trap), _) => Some(RunError::Trap(trap.to_string())),
-        (None, _) => None,
-    }
-}
-
-/// Which of the store's count caps `error` reports, if any: a full resource table, or
-/// wasmtime's "resource limit exceeded: instance count too high at 1001" (and the table and
-/// memory forms) from instantiation.
-fn limit_hit(error: &wasmtime::Error) -> Option<String> {
-    if error.downcast_ref::<ResourceTableError>().is_some_and(|e| matches!(e, ResourceTableError::Full)) {
-        return Some(format!(
-            "{MAX_RESOURCES} live host resources (handles to streams, pollables, HTTP fields and bodies, ...)"
-        ));
-    }
-    error.chain().find_map(|cause| {
-        let text = cause.to_string();
-        let what = text.strip_prefix("resource limit exceeded: ")?.split(" count too high").next()?;
-        Some(match what {
-            "instance" => format!("{MAX_INSTANCES} core instances"),
-            "table" => format!("{MAX_TABLES} tables"),
-            "memory" => format!("{MAX_MEMORIES} memories"),
-            other => format!("its {other} count"),
-        })
-    })
 }
 
 /// `Some(world)` when `component` exports a `wasi:http` handler of either generation, to say

@@ -18,25 +18,29 @@
 //! # Ok(()) }
 //! ```
 mod cache;
+mod call;
 pub mod capabilities;
 pub mod dns;
 mod engine;
 mod expansion;
+mod guest_links;
 mod guest_log;
 pub mod guest_net;
 mod host;
 mod outbound;
 mod p2_lookup;
 mod p3;
+mod p3_lookup;
 pub mod policy;
 pub mod provides;
 mod sandbox;
 
 pub use cache::{CacheStatus, CompileCache};
+pub use call::RunError;
 pub use capabilities::Backends;
 pub use engine::{EPOCH_TICK, EngineOptions, PoolOptions, WharfEngine};
 pub use expansion::Expansion;
-pub use host::{Host, LoadError, RunError, guest_failure};
+pub use host::{Host, LoadError};
 pub use p3::{Command, Generation};
 pub use policy::Policy;
 pub use sandbox::{HostState, Sandbox, SandboxError, Stdio};

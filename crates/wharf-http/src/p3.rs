@@ -13,7 +13,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
-use hyper::StatusCode;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 use wasmtime::component::GuestTaskId;
@@ -23,7 +22,7 @@ use wasmtime_wasi_http::handler::{
     ExpirationError, HandlerState, Instance, InstantiationError, ProxyHandler, ProxyPre, ShouldAccept,
     TrapOrPanicError, WorkerExpiration, WorkerState, WorkerStatus,
 };
-use wharf_host::{HostState, RunError, Sandbox, Stdio, WharfEngine, guest_failure};
+use wharf_host::{HostState, RunError, Sandbox, Stdio, WharfEngine};
 
 use crate::server::{Failure, Target};
 
@@ -128,25 +127,10 @@ impl HandlerState for PoolState {
         let target = &self.target;
         let sandbox = &target.sandbox;
         let args = [target.name.clone()];
-        let mut store = sandbox
-            .store(&self.engine, &args, Stdio::InheritOutput)
-            .map_err(|e| wasmtime::Error::new(Failure::internal(e.to_string())))?;
-        let proxy = match instantiate(&target.pre, &mut store, sandbox.timeout()).await {
-            Ok(proxy) => proxy,
-            Err(e) if e.is::<wasmtime::PoolConcurrencyLimitError>() => {
-                return Err(wasmtime::Error::new(Failure {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    message: "instance pool exhausted".into(),
-                }));
-            }
-            Err(e) => {
-                let failure = match guest_failure(&e, store.data(), sandbox) {
-                    Some(run_error) => Failure::from_run_error(run_error),
-                    None => Failure::internal(format!("{e:#}")),
-                };
-                return Err(wasmtime::Error::new(failure));
-            }
-        };
+        let failed = |e: RunError| wasmtime::Error::new(Failure::from_run_error(e));
+        let mut store = sandbox.store(&self.engine, &args, Stdio::InheritOutput).map_err(|e| failed(e.into()))?;
+        let instantiate = async |store: &mut Store<HostState>| target.pre.instantiate_async(store).await;
+        let proxy = sandbox.call(&mut store, instantiate).await.map_err(failed)?;
         // A reused instance outlives any one request: time is bounded per request below, not
         // by the store's own deadline (which would end the instance, idle or not).
         Sandbox::clear_deadline(&mut store);
@@ -162,21 +146,6 @@ impl HandlerState for PoolState {
             },
             state: Worker { target: target.clone(), verdicts: Mutex::new(Vec::new()) },
         })
-    }
-}
-
-/// Instantiates under the sandbox's timeout (the store's deadline covers start functions).
-async fn instantiate(
-    pre: &ProxyPre<HostState>,
-    store: &mut Store<HostState>,
-    timeout: Option<Duration>,
-) -> wasmtime::Result<wasmtime_wasi_http::handler::Proxy> {
-    match timeout {
-        Some(timeout) => match tokio::time::timeout(timeout, pre.instantiate_async(&mut *store)).await {
-            Ok(result) => result,
-            Err(_) => Err(wasmtime::Error::new(Failure::from_run_error(RunError::Timeout(timeout)))),
-        },
-        None => pre.instantiate_async(&mut *store).await,
     }
 }
 
@@ -241,14 +210,12 @@ impl WorkerState for Worker {
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
         let Err(error) = result else { return };
         let sandbox = &self.target.sandbox;
-        let failure = if error.to_string() == "guest timed out" {
-            Failure::from_run_error(RunError::Timeout(sandbox.timeout().unwrap_or(Duration::MAX)))
+        // wasmtime-wasi-http's worker says so when a request outlived `on_request_start`'s timer.
+        let failure = Failure::from_run_error(if error.to_string() == "guest timed out" {
+            RunError::Timeout(sandbox.timeout().unwrap_or(Duration::MAX))
         } else {
-            match guest_failure(&error, store.data(), sandbox) {
-                Some(run_error) => Failure::from_run_error(run_error),
-                None => Failure::internal(format!("{error:#}")),
-            }
-        };
+            sandbox.failure(&error, store.data())
+        });
         tracing::warn!(component = %self.target.name, "instance retired: {}", failure.message);
         // Verdicts go out before the store drops: dropping it closes the streams of bodies
         // still being sent, and their `VerdictBody` must then find the verdict waiting.

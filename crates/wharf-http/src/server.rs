@@ -12,11 +12,12 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::Store;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wharf_host::{HostState, RunError, Sandbox, Stdio, WharfEngine, guest_failure};
+use wharf_host::{HostState, RunError, Sandbox, Stdio, WharfEngine};
 
 use crate::p3::{Pool, Reuse, hold_permit};
 use crate::router::Router;
@@ -187,34 +188,11 @@ impl Server {
         let outparam = store.data_mut().http().new_response_outparam(sender).map_err(|e| internal(format!("{e:#}")))?;
         Ok(tokio::spawn(async move {
             let _permit = permit;
-            let run = async {
-                let proxy = pre.instantiate_async(&mut store).await.map_err(|e| (true, e))?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, incoming, outparam)
-                    .await
-                    .map_err(|e| (false, e))
+            let handle = async |store: &mut Store<HostState>| {
+                let proxy = pre.instantiate_async(&mut *store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(store, incoming, outparam).await
             };
-            let outcome = match target.sandbox.timeout() {
-                // Epoch interruption stops guest code; this also stops a guest blocked in a host call.
-                Some(timeout) => match tokio::time::timeout(timeout, run).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => return Err(Failure::from_run_error(RunError::Timeout(timeout))),
-                },
-                None => run.await,
-            };
-            outcome.map_err(|(instantiating, e)| {
-                if instantiating && e.is::<wasmtime::PoolConcurrencyLimitError>() {
-                    return Failure {
-                        status: StatusCode::SERVICE_UNAVAILABLE,
-                        message: "instance pool exhausted".into(),
-                    };
-                }
-                match guest_failure(&e, store.data(), &target.sandbox) {
-                    Some(run_error) => Failure::from_run_error(run_error),
-                    None => Failure { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("{e:#}") },
-                }
-            })
+            target.sandbox.call(&mut store, handle).await.map_err(Failure::from_run_error)
         }))
     }
 }
@@ -228,6 +206,7 @@ impl Failure {
     pub(crate) fn from_run_error(error: RunError) -> Self {
         let status = match error {
             RunError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            RunError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Failure { status, message: error.to_string() }

@@ -4,8 +4,17 @@
 //! share it: each write (set, increment, compare-and-swap) is its own transaction, committed
 //! durably before the call returns, and write transactions are serialised across processes by
 //! redb's file locks. A process killed mid-write leaves the last committed state.
+//!
+//! Writes wait for their commit's fsync, so they run on tokio's blocking pool. Reads run on the
+//! calling thread: a read transaction is a B-tree walk over cached pages, a few microseconds,
+//! while the hop to a blocking thread and back cost several times that (gets ran at a quarter
+//! of native redb's rate; BENCHMARKS.md). The one wait a read can meet is a commit holding the
+//! file's header lock through its fsync, so while a write of this process is in flight reads
+//! take the blocking pool too; a commit by another process sharing the file can still delay a
+//! read by that one header flush.
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
@@ -17,6 +26,8 @@ pub struct RedbStore {
     name: String,
     path: PathBuf,
     db: Mutex<Option<Arc<Database>>>,
+    /// This process's writes to the file that have not finished (queued or committing).
+    writes: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -33,7 +44,7 @@ impl RedbStore {
     /// The store `name` (for messages) in the file at `path`, created (with its directory) on
     /// first use.
     pub fn new(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
-        RedbStore { name: name.into(), path: path.into(), db: Mutex::new(None) }
+        RedbStore { name: name.into(), path: path.into(), db: Mutex::new(None), writes: Arc::default() }
     }
 
     /// The file this store lives in.
@@ -78,7 +89,8 @@ impl RedbStore {
         }
     }
 
-    /// Reads with `f` in a read transaction; a bucket never written to reads as empty.
+    /// Reads with `f` in a read transaction; a bucket never written to reads as empty. On the
+    /// calling thread unless a write of this process is in flight (see the module docs).
     async fn read<R: Send + 'static>(
         &self,
         bucket: &str,
@@ -86,15 +98,19 @@ impl RedbStore {
         f: impl FnOnce(&redb::ReadOnlyTable<&str, &[u8]>) -> Result<R, redb::Error> + Send + 'static,
     ) -> StoreResult<R> {
         let table = table_name(bucket);
-        self.blocking(move |db| {
+        let read = move |db: &Database| {
             let txn = db.begin_read()?;
             match txn.open_table(TableDefinition::<&str, &[u8]>::new(&table)) {
                 Ok(t) => f(&t),
                 Err(TableError::TableDoesNotExist(_)) => Ok(empty),
                 Err(e) => Err(e.into()),
             }
-        })
-        .await
+        };
+        if self.writes.load(Ordering::Acquire) == 0 {
+            let db = self.database()?;
+            return read(&db).map_err(|e| self.error("operation failed", e));
+        }
+        self.blocking(read).await
     }
 
     /// Runs `f` in a write transaction, committed if `f` returns `(true, _)`.
@@ -104,7 +120,11 @@ impl RedbStore {
         f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<(bool, R), redb::Error> + Send + 'static,
     ) -> StoreResult<R> {
         let table = table_name(bucket);
+        // Counted until the closure is done or dropped, even if this future is dropped first
+        // (the blocking task still commits).
+        let in_flight = InFlight::new(&self.writes);
         self.blocking(move |db| {
+            let _in_flight = in_flight;
             let txn = db.begin_write()?;
             let (commit, result) = {
                 let mut t = txn.open_table(TableDefinition::<&str, &[u8]>::new(&table))?;
@@ -118,6 +138,22 @@ impl RedbStore {
             Ok(result)
         })
         .await
+    }
+}
+
+/// One write counted in [`RedbStore::writes`] while this lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(writes: &Arc<AtomicUsize>) -> Self {
+        writes.fetch_add(1, Ordering::AcqRel);
+        InFlight(writes.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -88,6 +88,39 @@ async fn eight_concurrent_incrementers_in_one_process_on_redb() {
     assert_eq!(store.get("b", "n").await.unwrap(), Some(b"800".to_vec()));
 }
 
+/// redb reads run on the calling thread (no hop to the blocking pool) unless a write of this
+/// process is in flight; then they queue behind it on the pool, so a read never waits for a
+/// commit's fsync on an async worker.
+#[test]
+fn redb_reads_skip_the_blocking_pool_unless_a_write_is_in_flight() {
+    use std::time::Duration;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(1).build().unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::new("test", dir.path().join("kv.redb")));
+        store.set("b", "k", b"v").await.unwrap();
+        // The pool's one thread is busy until `release` is sent.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::task::spawn_blocking(move || held.recv_timeout(Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let quick = Duration::from_secs(2);
+        assert_eq!(tokio::time::timeout(quick, store.get("b", "k")).await.unwrap().unwrap(), Some(b"v".to_vec()));
+        assert!(tokio::time::timeout(quick, store.exists("b", "k")).await.unwrap().unwrap());
+
+        // A write queued behind the blocker: reads now take the pool too, and wait.
+        let writer = tokio::spawn({
+            let store = store.clone();
+            async move { store.set("b", "k", b"w").await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(tokio::time::timeout(Duration::from_millis(200), store.get("b", "k")).await.is_err());
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        writer.await.unwrap().unwrap();
+        assert_eq!(tokio::time::timeout(quick, store.get("b", "k")).await.unwrap().unwrap(), Some(b"w".to_vec()));
+    });
+}
+
 #[test]
 fn stores_from_config() {
     let configs = toml::from_str::<std::collections::BTreeMap<String, StoreConfig>>(

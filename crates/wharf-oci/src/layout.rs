@@ -133,13 +133,20 @@ impl Layout {
         tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(|e| io(&self.tmp_dir(), e))
     }
 
-    /// Moves a synced, already verified temp file into place as the blob `digest`.
-    pub(crate) fn commit_blob(&self, digest: &str, file: tempfile::NamedTempFile) -> Result<(), Error> {
+    /// A temp file in the staging area that a download streams a blob into (see [`Staged`]).
+    pub(crate) fn stage(&self) -> Result<Staged, Error> {
+        Ok(Staged { file: self.temp_file()?, written: 0, handed_off: 0 })
+    }
+
+    /// Syncs an already verified staged blob and moves it into place as the blob `digest`.
+    pub(crate) fn commit_blob(&self, digest: &str, staged: Staged) -> Result<(), Error> {
         let path = self.blob_path(digest)?;
         if path.is_file() {
             return Ok(());
         }
-        file.as_file().sync_all().map_err(|e| io(file.path(), e))?;
+        let file = staged.file;
+        // fdatasync: the bytes and the size, which is all a new file needs to read back whole.
+        file.as_file().sync_data().map_err(|e| io(file.path(), e))?;
         file.persist(&path).map_err(|e| io(&path, e.error))?;
         Ok(())
     }
@@ -198,11 +205,50 @@ impl Layout {
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
         let mut file = self.temp_file()?;
         file.write_all(bytes).map_err(|e| io(file.path(), e))?;
-        file.as_file().sync_all().map_err(|e| io(file.path(), e))?;
+        file.as_file().sync_data().map_err(|e| io(file.path(), e))?;
         file.persist(path).map_err(|e| io(path, e.error))?;
         Ok(())
     }
 }
+
+/// A blob being downloaded into the staging area. Every [`WRITEBACK_CHUNK`] bytes it asks the
+/// kernel to start writing what came so far to disk, so the sync before the blob is renamed
+/// into place ([`Layout::commit_blob`]) waits for the last piece only, not for the whole blob
+/// after the download: the disk works while the network does.
+pub(crate) struct Staged {
+    file: tempfile::NamedTempFile,
+    written: u64,
+    handed_off: u64,
+}
+
+/// How many bytes [`Staged`] lets pile up before starting their writeback.
+const WRITEBACK_CHUNK: u64 = 4 << 20;
+
+impl Staged {
+    /// Appends `chunk`.
+    pub(crate) fn write(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        self.file.write_all(chunk).map_err(|e| io(self.file.path(), e))?;
+        self.written += chunk.len() as u64;
+        if self.written - self.handed_off >= WRITEBACK_CHUNK {
+            start_writeback(self.file.as_file(), self.handed_off, self.written - self.handed_off);
+            self.handed_off = self.written;
+        }
+        Ok(())
+    }
+}
+
+/// Starts (does not wait for) writing `len` bytes at `offset` of `file` to disk. Only a hint:
+/// durability comes from the sync in [`Layout::commit_blob`].
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+    // SAFETY: a valid open descriptor; the call only schedules I/O of the given range.
+    unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &File, _: u64, _: u64) {}
 
 fn io(path: &Path, source: std::io::Error) -> Error {
     Error::Io { path: path.into(), source }

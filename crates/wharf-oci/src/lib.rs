@@ -31,8 +31,11 @@ mod describe;
 pub mod digest;
 mod layout;
 mod metadata;
+mod reference;
 mod registry;
+mod tls;
 mod transport;
+mod upload;
 pub mod wit;
 
 pub use artifact::{

@@ -181,7 +181,7 @@ fn exit_code(error: &anyhow::Error) -> i32 {
                 RunError::MemoryLimit(_) | RunError::Limit(_) => exit::MEMORY_LIMIT,
                 RunError::Trap(_) => exit::TRAP,
                 RunError::Sandbox(_) => exit::BAD_INPUT,
-                RunError::Host(_) => exit::FAILURE,
+                RunError::Host(_) | RunError::Busy => exit::FAILURE,
             };
         }
         if cause.is::<LoadError>()

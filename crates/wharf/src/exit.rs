@@ -36,7 +36,7 @@ fn code_for(error: &anyhow::Error) -> u8 {
                 RunError::MemoryLimit(_) | RunError::Limit(_) => MEMORY_LIMIT,
                 RunError::Trap(_) => TRAP,
                 RunError::Sandbox(_) => BAD_INPUT,
-                RunError::Host(_) => FAILURE,
+                RunError::Host(_) | RunError::Busy => FAILURE,
             };
         }
         if cause.is::<LoadError>()

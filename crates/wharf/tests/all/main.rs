@@ -2,6 +2,7 @@
 //! `crates/test-programs`.
 mod bad_input;
 mod blobstore;
+mod blobstore_s3;
 mod cache;
 mod config;
 mod credentials;
@@ -9,9 +10,11 @@ mod dirs;
 mod exhaustion;
 mod hostile;
 mod interop;
+mod jetstream;
 mod keyvalue;
 mod mcp;
 mod messaging;
+mod moto;
 mod net;
 mod oci;
 mod p3;

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Size of the release binary, section by section, against the 60 MB target; and proof that a
+# panic in it still prints a symbolized backtrace with file:line (the debug info is split into
+# `wharf.dwp` beside the binary, and what stays in it is compressed; see Cargo.toml).
+#
+#   bash bench/size.sh            builds target/release/wharf
+#   WHARF_BIN=path bash bench/size.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+[ -n "${WHARF_BIN:-}" ] || cargo build --quiet --release --locked -p wharf
+bin=${WHARF_BIN:-$target/release/wharf}
+limit_mb=${LIMIT_MB:-60}
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
+
+echo "| part of \`$(basename "$bin")\` | MB |"
+echo "|---|---:|"
+readelf -SW "$bin" | awk '
+    # Section lines: "[Nr] Name Type Address Off Size ..."; the size is hex.
+    match($0, /\] +[^ ]+ +[A-Z_]+ +[0-9a-f]+ +[0-9a-f]+ +[0-9a-f]+/) {
+        split(substr($0, RSTART + 1, RLENGTH), f, / +/)
+        name = f[2]; size = strtonum("0x" f[6])
+        if (name ~ /^\.text|^\.init|^\.fini|^\.plt/) part = "code (.text)"
+        else if (name ~ /^\.eh_frame|^\.gcc_except_table/) part = "unwind tables (.eh_frame, ...)"
+        else if (name ~ /^\.debug_|^\.zdebug_/) part = "debug info left in the binary (.debug_*, compressed)"
+        else if (name ~ /^\.symtab|^\.strtab/) part = "symbol table (.symtab, .strtab)"
+        else part = "data, relocations, dynamic linking, ..."
+        sum[part] += size
+    }
+    END { for (p in sum) printf "| %s | %.1f |\n", p, sum[p] / 1e6 }' | sort
+size=$(stat -c %s "$bin")
+echo "| **whole file** | **$(mb "$size")** |"
+[ -f "$bin.dwp" ] && echo "| (beside it, not loaded: \`$(basename "$bin").dwp\`) | $(mb "$(stat -c %s "$bin.dwp")") |"
+echo
+
+# A real panic, no test hook: `wharf cache dir` prints with println!, which panics when stdout
+# is a pipe nobody reads (Rust ignores SIGPIPE, so the write fails with EPIPE).
+trace=$(python3 - "$bin" <<'PY'
+import os, subprocess, sys, tempfile
+r, w = os.pipe()
+os.close(r)
+env = dict(os.environ, RUST_BACKTRACE="1", WHARF_CACHE_DIR=tempfile.mkdtemp())
+out = subprocess.run([sys.argv[1], "cache", "dir"], stdout=w, stderr=subprocess.PIPE, env=env)
+sys.stdout.write(out.stderr.decode(errors="replace"))
+PY
+)
+frame=$(grep -A1 -E "wharf::commands::cache|CacheCommand" <<<"$trace" | grep -oE "crates/wharf/src/commands/cache\.rs:[0-9]+(:[0-9]+)?" | head -1 || true)
+ok=1
+if [ -n "$frame" ]; then
+    echo "panic backtrace: symbolized, with file:line (\`$frame\`)"
+else
+    echo "panic backtrace: NO file:line for wharf's own frame; it was:"
+    echo "$trace"
+    ok=0
+fi
+if [ "$size" -le $((limit_mb * 1000 * 1000)) ]; then
+    echo "size: $(mb "$size") MB <= $limit_mb MB"
+else
+    echo "size: $(mb "$size") MB > $limit_mb MB"
+    ok=0
+fi
+[ "$ok" = 1 ]
