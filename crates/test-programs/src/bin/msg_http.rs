@@ -98,7 +98,7 @@ fn route(path: &str) -> (u16, Vec<u8>) {
             message.add_metadata("X-Bad", "a\r\nNats-Rollup: all");
             message.add_metadata("X-Bad key", "1");
             for i in 0..200 {
-                message.add_metadata(&format!("X-Fill-{i}"), &"v".repeat(5000 + i));
+                message.add_metadata(&format!("X-Fill-{i}"), &"v".repeat(3800 + i));
             }
             match producer::send(&client, subject, message) {
                 Ok(()) => (200, b"sent\n".to_vec()),
