@@ -16,7 +16,7 @@ mod p3;
 pub mod router;
 pub mod server;
 
-pub use listener::{ListenerOptions, PeerAddr};
+pub use listener::{Evictable, ListenerOptions, PeerAddr};
 pub use manifest::{AppManifest, ComponentSpec, ManifestError, ReuseSpec};
 pub use messaging::{MessagingTrigger, MessagingTriggerSpec};
 pub use p3::Reuse;
