@@ -4,10 +4,13 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 target=${CARGO_TARGET_DIR:-$root/target}
-[ -n "${WHARF_BIN:-}" ] || cargo build --quiet --release --locked -p wharf
+# WHARF_PROFILE=dev measures a debug build: only to check that a script works, never for figures.
+# WHARF_BIN=path skips building the binary.
+profile=${WHARF_PROFILE:-release}
+[ -n "${WHARF_BIN:-}" ] || cargo build --quiet --locked --profile "$profile" -p wharf
 cargo build --quiet --release --locked --target wasm32-wasip2 --manifest-path crates/test-programs/Cargo.toml
 cargo build --quiet --release --locked --target wasm32-wasip2 --manifest-path examples/hello/Cargo.toml
-WHARF=${WHARF_BIN:-$target/release/wharf}
+WHARF=${WHARF_BIN:-$target/$([ "$profile" = dev ] && echo debug || echo "$profile")/wharf}
 GUESTS=$root/crates/test-programs/target/wasm32-wasip2/release
 HELLO_CMD=$root/examples/hello/target/wasm32-wasip2/release/hello.wasm
 # The peer: `cargo install wasmtime-cli --version '~48' --locked --root /opt/peers`, outside the repo.

@@ -1,12 +1,11 @@
-"""The peer for bench/mcp.sh: the same `add` tool as a plain Python MCP server (the SDK's
-FastMCP), no sandbox. `python bench/mcp_peer.py stdio [TOOLS]` or `... http PORT`; with TOOLS,
-the server offers `add` under that many names (`add`, `add2`, ...) for the tools/list figure."""
+"""The peer for bench/mcp.sh: the same `add` tool in the Python SDK's own server (FastMCP, called
+`MCPServer` in SDK 2.x), no sandbox. `python bench/mcp_peer.py stdio [TOOLS]` or `... http PORT`;
+with TOOLS, `add` is offered under that many names (`add`, `add2`, ...) for the tools/list figure."""
 import sys
 
-from mcp.server.fastmcp import FastMCP
+from mcp.server.mcpserver import MCPServer
 
-mode = sys.argv[1]
-mcp = FastMCP("peer", port=int(sys.argv[2]) if mode == "http" else 8000, log_level="WARNING")
+mcp = MCPServer("peer", log_level="WARNING")
 
 
 def add(a: int, b: int) -> int:
@@ -14,8 +13,11 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-copies = int(sys.argv[2]) if mode == "stdio" and len(sys.argv) > 2 else 1
+copies = int(sys.argv[2]) if sys.argv[1] == "stdio" and len(sys.argv) > 2 else 1
 for i in range(1, copies + 1):
     mcp.add_tool(add, name="add" if i == 1 else f"add{i}")
 
-mcp.run(transport="stdio" if mode == "stdio" else "streamable-http")
+if sys.argv[1] == "stdio":
+    mcp.run("stdio")
+else:
+    mcp.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))

@@ -36,15 +36,26 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 requirements="$repo/crates/wharf/tests/mcp/requirements.txt"
 # The offline schema check of deploy/*.yaml (kubernetes-validate, schemas bundled).
 deploy_requirements="$repo/deploy/requirements.txt"
+# Interop tests: componentize-py builds WASI 0.3 and 0.2 Python components (works offline: the
+# wheel bundles CPython and its tools).
+interop_requirements="$repo/crates/wharf/tests/interop/requirements.txt"
 python="$(command -v python3.11 || command -v python3)"
 if [ ! -x "$repo/.venv/bin/python" ]; then
     # Without ensurepip (Debian's python3-venv missing) the venv gets the interpreter's own pip.
     "$python" -m venv "$repo/.venv" 2>/dev/null || { rm -rf "$repo/.venv"; "$python" -m venv --without-pip "$repo/.venv"; }
 fi
 if [ -x "$repo/.venv/bin/pip" ]; then
-    "$repo/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" -r "$deploy_requirements"
+    "$repo/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" -r "$deploy_requirements" -r "$interop_requirements"
 else
-    "$python" -m pip --python "$repo/.venv/bin/python" install -q --disable-pip-version-check -r "$requirements" -r "$deploy_requirements"
+    "$python" -m pip --python "$repo/.venv/bin/python" install -q --disable-pip-version-check -r "$requirements" -r "$deploy_requirements" -r "$interop_requirements"
+fi
+# Blobstore S3 tests: moto in server mode (PyPI, pinned) as the S3-compatible server the tests
+# start on 127.0.0.1, into the same venv.
+s3_requirements="$repo/crates/wharf/tests/s3/requirements.txt"
+if [ -x "$repo/.venv/bin/pip" ]; then
+    "$repo/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$s3_requirements"
+else
+    "$python" -m pip --python "$repo/.venv/bin/python" install -q --disable-pip-version-check -r "$s3_requirements"
 fi
 # MCP tests with Node clients: the TypeScript SDK and the official conformance suite, pinned in
 # crates/wharf/tests/mcp-js/package-lock.json, into its node_modules (git-ignored). Both need
@@ -58,4 +69,12 @@ js="$repo/crates/wharf/tests/mcp-js"
 if [ ! -f "$js/node_modules/.installed" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.installed" ]; then
     (cd "$js" && npm ci --no-audit --no-fund --loglevel=error --engine-strict=false)
     touch "$js/node_modules/.installed"
+fi
+# Interop tests: componentize-qjs (pinned in crates/wharf/tests/interop/qjs/package-lock.json;
+# the npm package brings its native binding for this platform) into its node_modules
+# (git-ignored).
+qjs="$repo/crates/wharf/tests/interop/qjs"
+if [ ! -f "$qjs/node_modules/.installed" ] || [ "$qjs/package-lock.json" -nt "$qjs/node_modules/.installed" ]; then
+    (cd "$qjs" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$qjs/node_modules/.installed"
 fi

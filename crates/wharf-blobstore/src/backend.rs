@@ -51,6 +51,12 @@ pub struct Spool {
 pub trait Backend: Send + Sync + 'static {
     /// How logs name it: its type and location (never credentials).
     fn describe(&self) -> String;
+    /// Gets it ready for a component granted one of its containers (once per sandbox, cheap
+    /// after the first): e.g. resolves credentials named as host environment variables through
+    /// `host_env`. The error says what is missing.
+    fn prepare(&self, _host_env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+        Ok(())
+    }
     /// Creates the container if it does not exist.
     fn create_container<'a>(&'a self, container: &'a str) -> BoxFuture<'a, BlobResult<()>>;
     /// When the container was created, or `None` if it does not exist.

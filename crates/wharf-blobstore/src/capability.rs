@@ -9,7 +9,7 @@ use serde::Deserialize;
 use wasmtime::component::Linker;
 use wharf_capability::{Capability, GrantKey, HasCapability, RuntimeContext};
 
-use crate::{Backend, BlobCtx, Blobstore, FsStore, MemoryStore, SpoolDir};
+use crate::{Backend, BlobCtx, Blobstore, FsStore, MemoryStore, S3Config, S3Store, SpoolDir};
 
 /// The store a container uses when its grant names none.
 pub const DEFAULT_STORE: &str = "default";
@@ -55,6 +55,13 @@ impl BlobGrant {
 /// [blobstore.stores.scratch]
 /// type = "memory"
 /// quota = 67108864
+///
+/// [blobstore.stores.cloud]
+/// type = "s3"
+/// bucket = "wharf-blobs"
+/// endpoint = "http://127.0.0.1:9000"
+/// secret_access_key_env = "S3_SECRET"
+/// access_key_id_env = "S3_KEY_ID"
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -70,6 +77,8 @@ pub enum StoreConfig {
         #[serde(default = "default_quota")]
         quota: u64,
     },
+    /// A bucket of an S3-compatible server, a key prefix per container (see [`S3Config`]).
+    S3(Box<S3Config>),
 }
 
 fn default_quota() -> u64 {
@@ -145,6 +154,9 @@ impl Capability for BlobstoreCapability {
             let backend: Arc<dyn Backend> = match store {
                 StoreConfig::Fs { path } => Arc::new(FsStore::new(context.base.join(path))),
                 StoreConfig::Memory { quota } => Arc::new(MemoryStore::new(quota)),
+                StoreConfig::S3(config) => {
+                    Arc::new(S3Store::new(&name, *config).map_err(|e| format!("blobstore store `{name}`: {e}"))?)
+                }
             };
             stores.insert(name, backend);
         }
@@ -156,7 +168,7 @@ impl Capability for BlobstoreCapability {
     fn bind(
         backends: &BlobStores,
         grants: Vec<BlobGrant>,
-        _host_env: &dyn Fn(&str) -> Option<String>,
+        host_env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<BlobCtx, String> {
         let mut ctx = BlobCtx::new(backends.spool.clone());
         for grant in grants {
@@ -167,6 +179,9 @@ impl Capability for BlobstoreCapability {
                     grant.container, grant.store
                 ));
             };
+            store.prepare(host_env).map_err(|e| {
+                format!("cannot grant blobstore container `{}`: store `{}`: {e}", grant.container, grant.store)
+            })?;
             ctx.grant(grant.container, grant.store, store.clone());
         }
         Ok(ctx)

@@ -1,6 +1,6 @@
 //! `wasi:blobstore@0.2.0-draft` for Wharf (the WASI proposal's tagged draft, the version
 //! wasmCloud serves): containers granted per component, kept in a directory (`fs`, the
-//! default) or in memory (with a quota).
+//! default), in memory (with a quota) or in an S3 bucket (`s3`, a key prefix per container).
 //!
 //! A component may use only the containers in its [`BlobCtx`]; any other name is refused with
 //! "access denied", whether or not it exists. Object names are checked
@@ -15,6 +15,7 @@ mod capability;
 mod fs;
 mod host;
 mod memory;
+mod s3;
 mod streams;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ pub use backend::{
 pub use capability::{BlobGrant, BlobstoreCapability, BlobstoreConfig, StoreConfig};
 pub use fs::FsStore;
 pub use memory::MemoryStore;
+pub use s3::{S3Config, S3Store, Secret};
 
 mod bindings {
     wasmtime::component::bindgen!({

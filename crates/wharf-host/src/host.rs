@@ -95,6 +95,9 @@ impl Host {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        // 0.3 lookups through the same checks as 0.2's; guest symlinks kept inside their grant.
+        crate::p3_lookup::add_to_linker(&mut linker, HostState::guest_net)?;
+        crate::guest_links::add_to_linker(&mut linker)?;
         // WASI cloud interfaces; what a component may use is decided by its sandbox.
         crate::capabilities::add_to_linker(&mut linker)?;
         Ok(Host { engine, cache, linker })
@@ -126,6 +129,18 @@ impl Host {
 
     /// Compiles `bytes` (named `name` in errors), or loads it from the compile cache.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<(Component, CacheStatus), LoadError> {
+        self.load_with(name, bytes, || ())
+    }
+
+    /// [`Host::load`], calling `on_compile` just before `bytes` is actually compiled (never
+    /// on a cache hit); what it returns is dropped when the compile ends. The binary uses it to
+    /// say "compiling X" when a compile is slow.
+    pub fn load_with<G>(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        on_compile: impl FnOnce() -> G,
+    ) -> Result<(Component, CacheStatus), LoadError> {
         match bytes {
             [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => return Err(LoadError::CoreModule { name: name.into() }),
             [0, b'a', b's', b'm', ..] => {}
@@ -133,7 +148,10 @@ impl Host {
         }
         crate::expansion::check(bytes, MAX_INSTANCES)
             .map_err(|reason| LoadError::TooLarge { name: name.into(), reason })?;
-        let compile = || Component::new(self.engine.engine(), bytes);
+        let compile = || {
+            let _compiling = on_compile();
+            Component::new(self.engine.engine(), bytes)
+        };
         let result = match &self.cache {
             Some(cache) => cache.get_or_compile(&self.engine, bytes, compile),
             None => compile().map(|c| (c, CacheStatus::Disabled)),

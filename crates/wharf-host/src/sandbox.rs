@@ -60,6 +60,25 @@ pub enum SandboxError {
         /// The grant inside it.
         inner: DirGrant,
     },
+    /// A grant of one component lies inside another component's read-write grant (`wharf serve`
+    /// with a `wharf.toml`, `wharf mcp` with several components): that component could rename
+    /// the other's directory, and every host tool or later start would follow the change.
+    #[error(
+        "component {inner_component}'s directory {} lies inside component {outer_component}'s read-write directory {}: \
+         grants shared across components must be the same directory or read-only",
+        inner.host.display(),
+        outer.host.display()
+    )]
+    SharedOverlap {
+        /// The component holding the read-write grant.
+        outer_component: String,
+        /// Its read-write grant.
+        outer: DirGrant,
+        /// The component whose grant lies inside.
+        inner_component: String,
+        /// That grant.
+        inner: DirGrant,
+    },
     /// A capability cannot honour a grant, e.g. a `--kv` bucket mapped to a store that is not
     /// configured. The reason names the grant.
     #[error("{0}")]
@@ -136,7 +155,8 @@ pub struct Sandbox {
     // Each grant with its directory, opened once: stores reach it through `/proc/self/fd/N`,
     // never through its path again, so a guest that renames a directory and puts a symlink in
     // its place cannot move a grant.
-    dirs: Vec<(DirGrant, Arc<File>)>,
+    // The real path each was opened at is kept to compare grants across components.
+    dirs: Vec<(DirGrant, PathBuf, Arc<File>)>,
     net: Arc<NetGrants>,
     dns: Dns,
     max_memory: u64,
@@ -163,7 +183,7 @@ impl Sandbox {
         check_overlaps(dirs.iter().map(|(grant, real, _)| (grant, real.as_path())))?;
         Ok(Sandbox {
             env: policy.resolved_env(&host_env),
-            dirs: dirs.into_iter().map(|(grant, _, dir)| (grant, dir)).collect(),
+            dirs,
             net: Arc::new(NetGrants::new(&policy.allow_net)),
             dns: Dns::system(),
             max_memory: policy.memory_limit(),
@@ -171,6 +191,36 @@ impl Sandbox {
             capabilities: Bound::new(backends, &policy.grants, &host_env).map_err(SandboxError::Grant)?,
             label: "guest".into(),
         })
+    }
+
+    /// Refuses directory grants of different components (the sandboxes of one `wharf.toml`, or
+    /// of `wharf mcp`'s components) where one lies strictly inside another's read-write grant,
+    /// compared by the real paths the sandboxes opened. The same directory granted to several
+    /// components is allowed, read-write too: each holds its root open, and no guest can rename
+    /// a grant's root. `components` pairs each sandbox with the component's name.
+    pub fn check_shared_dirs<'a>(
+        components: impl IntoIterator<Item = (&'a str, &'a Sandbox)>,
+    ) -> Result<(), SandboxError> {
+        let all: Vec<(&str, &DirGrant, &Path)> = components
+            .into_iter()
+            .flat_map(|(name, sandbox)| sandbox.dirs.iter().map(move |(grant, real, _)| (name, grant, real.as_path())))
+            .collect();
+        for (outer_name, outer, outer_real) in &all {
+            if outer.read_only {
+                continue;
+            }
+            for (inner_name, inner, inner_real) in &all {
+                if inner_name != outer_name && inner_real != outer_real && inner_real.starts_with(outer_real) {
+                    return Err(SandboxError::SharedOverlap {
+                        outer_component: outer_name.to_string(),
+                        outer: (*outer).clone(),
+                        inner_component: inner_name.to_string(),
+                        inner: (*inner).clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Names the component in logs of its output ([`Stdio::Log`]).
@@ -212,7 +262,7 @@ impl Sandbox {
                 wasi.stderr(stream);
             }
         }
-        for (grant, dir) in &self.dirs {
+        for (grant, _, dir) in &self.dirs {
             let perms = if grant.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
             wasi.preopened_dir(fd_path(dir), &grant.guest, perms)
                 .map_err(|e| SandboxError::Dir { grant: grant.clone(), reason: format!("{e:#}") })?;
@@ -326,6 +376,11 @@ impl HostState {
     /// The `wasi:sockets/ip-name-lookup` view: lookups through the store's [`GuestNet`].
     pub(crate) fn lookups(&mut self) -> LookupView<'_> {
         LookupView { net: &self.net, table: &mut self.table }
+    }
+
+    /// The store's network checks (WASI 0.3's `ip-name-lookup`, see `crate::p3_lookup`).
+    pub(crate) fn guest_net(&mut self) -> &Arc<GuestNet> {
+        &self.net
     }
 
     /// The capabilities' states beside the resource table they share with WASI.

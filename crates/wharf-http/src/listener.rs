@@ -149,6 +149,10 @@ impl<B: Body + Unpin> Body for BusyBody<B> {
     }
 }
 
+/// The address of the connection a request came on, in the request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Accepts connections on `listener` and serves each with `service` until `shutdown`
 /// resolves; then stops accepting and returns a [`GracefulShutdown`] watching the open
 /// connections (the caller decides how long to wait for them).
@@ -206,7 +210,8 @@ where
         connections.open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tracked);
 
         let service = service.clone();
-        let handler = hyper::service::service_fn(move |request| {
+        let handler = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(PeerAddr(peer));
             let guard = BusyGuard::new(&busy, &active, epoch);
             let response = service(request);
             async move {

@@ -140,6 +140,12 @@ struct RawMessagingTrigger {
     queue: Option<String>,
     store: Option<String>,
     component: String,
+    stream: Option<String>,
+    consumer: Option<String>,
+    max_deliver: Option<i64>,
+    ack_wait: Option<String>,
+    retry_delay: Option<String>,
+    dead_letter: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +164,14 @@ impl RawTrigger {
                 queue: t.queue.as_deref(),
                 store: t.store.as_deref(),
                 component: &t.component,
+                durable: crate::jetstream::RawDurable {
+                    stream: t.stream.as_deref(),
+                    consumer: t.consumer.as_deref(),
+                    max_deliver: t.max_deliver,
+                    ack_wait: t.ack_wait.as_deref(),
+                    retry_delay: t.retry_delay.as_deref(),
+                    dead_letter: t.dead_letter.as_deref(),
+                },
             })
             .collect()
     }
@@ -287,5 +301,22 @@ mod tests {
             assert!(e.contains(needle), "expected {needle:?} in {e:?}");
             assert!(e.starts_with("/apps/shop/wharf.toml: "), "{e}");
         }
+    }
+
+    #[test]
+    fn jetstream_trigger_errors() {
+        let trigger = |subject: &str, extra: &str| {
+            format!("[[trigger.messaging]]\nsubject = \"{subject}\"\ncomponent = \"a\"\nstream = \"J\"\n{extra}\n")
+        };
+        let component = "[component.a]\nsource = \"a.wasm\"\n";
+        let e = parse(&format!("{}{component}", trigger("jobs.*", "queue = \"q\""))).unwrap_err();
+        assert!(e.contains("trigger.messaging[0].queue: a JetStream trigger"), "{e}");
+        let e = parse(&format!("{}{}{component}", trigger("jobs.*", ""), trigger("other.*", ""))).unwrap_err();
+        assert!(e.contains("trigger.messaging[1]: consumer `a` on stream `J` is trigger.messaging[0]'s"), "{e}");
+        let app =
+            parse(&format!("{}{}{component}", trigger("jobs.*", ""), trigger("other.*", "consumer = \"b\""))).unwrap();
+        assert_eq!(app.messaging[1].durable.as_ref().unwrap().consumer, "b");
+        let e = parse(&format!("{}{component}", trigger("jobs.*", "dead_letter = \"dlq.*\""))).unwrap_err();
+        assert!(e.contains("trigger.messaging[0].dead_letter `dlq.*`"), "{e}");
     }
 }

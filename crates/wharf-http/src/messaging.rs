@@ -5,14 +5,29 @@
 //! Back-pressure: a trigger takes the next message from its subscription only once one of its
 //! `max_concurrency` slots is free, so the only buffer is the subscription's own bounded one
 //! (see `wharf_messaging::broker`). Every message gets the component's timeout and memory
-//! limit; a failed or timed-out handler is logged and the trigger goes on.
+//! limit; a failed or timed-out handler is logged and the trigger goes on. With a `stream`,
+//! the trigger consumes JetStream at least once instead ([`crate::jetstream`]).
+//!
+//! A trigger that cannot subscribe (NATS unreachable at start, or the subscription ended)
+//! tries again with a doubling back-off, while the rest of the process serves.
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use wasmtime::Store;
 use wharf_host::{Backends, HostState, RunError, Sandbox, Stdio, WharfEngine};
-use wharf_messaging::broker::Broker;
+use wharf_messaging::broker::{Broker, BrokerError};
+use wharf_messaging::jetstream::DurableConfig;
 use wharf_messaging::{Direction, HandlerPre, MessagingCapability};
+
+/// The first wait before subscribing again.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest wait before subscribing again.
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// Failed pulls in a row (each a missed 5s heartbeat at least) before the consumer is opened
+/// again.
+const MAX_PULL_ERRORS: u32 = 6;
 
 /// One `[[trigger.messaging]]` as written in the manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +40,8 @@ pub struct MessagingTriggerSpec {
     pub store: String,
     /// The index of the component in the manifest.
     pub component: usize,
+    /// JetStream at-least-once settings, when the trigger names a `stream`.
+    pub durable: Option<crate::jetstream::DurableSpec>,
 }
 
 /// A `[[trigger.messaging]]` table's fields, borrowed from the manifest.
@@ -33,6 +50,7 @@ pub(crate) struct RawSpec<'a> {
     pub queue: Option<&'a str>,
     pub store: Option<&'a str>,
     pub component: &'a str,
+    pub durable: crate::jetstream::RawDurable<'a>,
 }
 
 /// Checks the triggers' subjects and queue groups and resolves their components; the error
@@ -54,13 +72,21 @@ pub(crate) fn parse_triggers(
         let Some(component) = components.iter().position(|c| c.name == t.component) else {
             return Err(format!("{at}: component `{}` is not defined", t.component));
         };
+        let durable = t.durable.check(&at, t.subject, t.component)?;
+        if durable.is_some() && t.queue.is_some() {
+            return Err(format!(
+                "{at}.queue: a JetStream trigger's durable consumer is shared by every process already; drop `queue`"
+            ));
+        }
         specs.push(MessagingTriggerSpec {
             subject: t.subject.to_owned(),
             queue: t.queue.map(str::to_owned),
             store: t.store.unwrap_or(wharf_messaging::DEFAULT_STORE).to_owned(),
             component,
+            durable,
         });
     }
+    crate::jetstream::check_unique(&specs)?;
     Ok(specs)
 }
 
@@ -116,20 +142,52 @@ impl MessagingTrigger {
             .and_then(|stores| stores.broker(&spec.store))
             .ok_or_else(|| err(format!("no messaging store named `{}` is configured", spec.store)))?
             .clone();
+        if spec.durable.is_some() && !broker.is_nats() {
+            return Err(err(format!(
+                "`stream` needs a NATS store with JetStream, and store `{}` is the in-process broker",
+                spec.store
+            )));
+        }
         Ok(MessagingTrigger { name: name.into(), spec, broker, pre, sandbox })
     }
 
-    /// Subscribes and handles messages, at most `max_concurrency` at once, until the
-    /// subscription ends. Subscribing fails when the broker cannot be reached at start.
-    pub async fn run(self: Arc<Self>, engine: WharfEngine, max_concurrency: usize) -> Result<(), TriggerError> {
-        let mut subscription =
-            self.broker.subscribe(&self.spec.subject, self.spec.queue.as_deref()).await.map_err(|e| TriggerError {
-                subject: self.spec.subject.clone(),
-                component: self.name.clone(),
-                reason: format!("cannot subscribe: {e}"),
-            })?;
-        tracing::info!(subject = %self.spec.subject, queue = ?self.spec.queue, component = %self.name, "message trigger subscribed");
+    /// Subscribes and handles messages, at most `max_concurrency` at once, for as long as the
+    /// process runs: a subscription that cannot be made, or that ends, is made again after a
+    /// back-off (0.25s doubling to 10s), logged each time.
+    pub async fn run(self: Arc<Self>, engine: WharfEngine, max_concurrency: usize) {
         let slots = Arc::new(Semaphore::new(max_concurrency.max(1)));
+        let mut backoff = RETRY_FIRST;
+        loop {
+            let started = tokio::time::Instant::now();
+            let result = match &self.spec.durable {
+                None => self.consume(&engine, &slots).await,
+                Some(durable) => {
+                    let config = durable.config(self.sandbox.timeout(), max_concurrency);
+                    self.consume_durable(&engine, &slots, Arc::new(config)).await
+                }
+            };
+            // A subscription that lasted a while starts the back-off afresh.
+            if started.elapsed() > RETRY_MAX {
+                backoff = RETRY_FIRST;
+            }
+            let why = match result {
+                Ok(()) => "the subscription ended".to_owned(),
+                Err(e) => format!("cannot subscribe: {e}"),
+            };
+            tracing::warn!(subject = %self.spec.subject, component = %self.name, "{why}; retrying in {backoff:?}");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+    }
+
+    fn subscribed(&self) {
+        tracing::info!(subject = %self.spec.subject, queue = ?self.spec.queue, stream = ?self.spec.durable.as_ref().map(|d| &d.stream), component = %self.name, "message trigger subscribed");
+    }
+
+    /// Core NATS (or the in-process broker): at most once.
+    async fn consume(self: &Arc<Self>, engine: &WharfEngine, slots: &Arc<Semaphore>) -> Result<(), BrokerError> {
+        let mut subscription = self.broker.subscribe(&self.spec.subject, self.spec.queue.as_deref()).await?;
+        self.subscribed();
         loop {
             // A free slot first, then the next message: a busy trigger leaves messages in the
             // subscription's bounded buffer instead of piling up tasks.
@@ -138,26 +196,77 @@ impl MessagingTrigger {
             let trigger = self.clone();
             let engine = engine.clone();
             tokio::spawn(async move {
-                trigger.handle_one(&engine, msg).await;
+                let _ = trigger.handle_one(&engine, msg).await;
                 drop(slot);
             });
         }
     }
 
-    async fn handle_one(&self, engine: &WharfEngine, msg: wharf_messaging::broker::Msg) {
+    /// JetStream through a durable consumer: at least once, settled by each call's outcome.
+    async fn consume_durable(
+        self: &Arc<Self>,
+        engine: &WharfEngine,
+        slots: &Arc<Semaphore>,
+        config: Arc<DurableConfig>,
+    ) -> Result<(), BrokerError> {
+        let mut subscription = self.broker.consume_durable(&self.spec.subject, &config).await?;
+        self.subscribed();
+        let mut errors = 0;
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else { return Ok(()) };
+            let delivery = match subscription.next().await {
+                None => return Ok(()),
+                // The server is away or slow (a missed heartbeat): async-nats pulls again once
+                // it is back. Several in a row: open the consumer again.
+                Some(Err(e)) => {
+                    errors += 1;
+                    tracing::debug!(subject = %self.spec.subject, component = %self.name, "JetStream: {e}");
+                    if errors >= MAX_PULL_ERRORS {
+                        tracing::warn!(subject = %self.spec.subject, component = %self.name, "JetStream pulls keep failing ({e})");
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Some(Ok(delivery)) => delivery,
+            };
+            errors = 0;
+            let (trigger, engine, config) = (self.clone(), engine.clone(), config.clone());
+            tokio::spawn(async move {
+                let msg = delivery.msg();
+                crate::jetstream::settle(delivery, &config, &trigger.name, trigger.handle_one(&engine, msg)).await;
+                drop(slot);
+            });
+        }
+    }
+
+    /// Runs the handler on `msg` in a fresh store; `Err` says why it did not return `ok`.
+    async fn handle_one(&self, engine: &WharfEngine, msg: wharf_messaging::broker::Msg) -> Result<(), String> {
         let subject = msg.subject.clone();
         let mut store = match self.sandbox.store(engine, &[], Stdio::Log) {
             Ok(store) => store,
-            Err(e) => return tracing::error!(component = %self.name, "cannot build a store: {e}"),
+            Err(e) => {
+                tracing::error!(component = %self.name, "cannot build a store: {e}");
+                return Err(format!("cannot build a store: {e}"));
+            }
         };
         let handle = async |store: &mut Store<HostState>| self.pre.handle(store, msg, self.broker.clone()).await;
         match self.sandbox.call(&mut store, handle).await {
-            Ok(Ok(())) => tracing::debug!(component = %self.name, %subject, "message handled"),
-            Ok(Err(text)) => tracing::warn!(component = %self.name, %subject, "handler returned an error: {text}"),
-            Err(RunError::Timeout(timeout)) => {
-                tracing::warn!(component = %self.name, %subject, "handler timed out after {timeout:?}")
+            Ok(Ok(())) => {
+                tracing::debug!(component = %self.name, %subject, "message handled");
+                Ok(())
             }
-            Err(why) => tracing::warn!(component = %self.name, %subject, "handler failed: {why}"),
+            Ok(Err(text)) => {
+                tracing::warn!(component = %self.name, %subject, "handler returned an error: {text}");
+                Err(text)
+            }
+            Err(RunError::Timeout(timeout)) => {
+                tracing::warn!(component = %self.name, %subject, "handler timed out after {timeout:?}");
+                Err(format!("timed out after {timeout:?}"))
+            }
+            Err(why) => {
+                tracing::warn!(component = %self.name, %subject, "handler failed: {why}");
+                Err(why.to_string())
+            }
         }
     }
 }

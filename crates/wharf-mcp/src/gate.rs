@@ -27,6 +27,8 @@ pub struct HttpLimits {
     pub session_idle_timeout: Duration,
     /// A token every request must carry as `Authorization: Bearer TOKEN`, if set.
     pub bearer_token: Option<String>,
+    /// How long an instance held for a stateless client lives without a call.
+    pub held_idle_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -37,6 +39,7 @@ impl Default for HttpLimits {
             unused_session_timeout: Duration::from_secs(30),
             session_idle_timeout: Duration::from_secs(300),
             bearer_token: None,
+            held_idle_timeout: Duration::from_secs(300),
         }
     }
 }

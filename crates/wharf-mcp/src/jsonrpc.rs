@@ -129,11 +129,20 @@ async fn write_line(output: &Mutex<Box<dyn AsyncWrite + Send + Unpin>>, line: &s
     output.flush().await
 }
 
+/// A POST body that is a JSON-RPC message.
+pub struct Checked {
+    /// The request, its body read.
+    pub request: Request<Full<Bytes>>,
+    /// Whether it is an `initialize` request (the one that opens a session).
+    pub initialize: bool,
+}
+
 /// Reads a POST body whose media type is JSON and answers `400` with a JSON-RPC error when it is
-/// not a JSON-RPC message; otherwise gives the request back with the body read.
+/// not a JSON-RPC message (`413` past [`MAX_BODY`]); otherwise gives the request back with the
+/// body read.
 pub async fn check_post(
     request: Request<hyper::body::Incoming>,
-) -> Result<Request<Full<Bytes>>, Response<BoxBody<Bytes, Infallible>>> {
+) -> Result<Checked, Response<BoxBody<Bytes, Infallible>>> {
     let (parts, body) = request.into_parts();
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -149,7 +158,13 @@ pub async fn check_post(
     if let Some(reply) = reject(&bytes) {
         return Err(json_response(StatusCode::BAD_REQUEST, &reply));
     }
-    Ok(Request::from_parts(parts, Full::new(bytes)))
+    #[derive(serde::Deserialize)]
+    struct Method<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+    }
+    let initialize = serde_json::from_slice::<Method>(&bytes).is_ok_and(|m| m.method.as_deref() == Some("initialize"));
+    Ok(Checked { request: Request::from_parts(parts, Full::new(bytes)), initialize })
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<BoxBody<Bytes, Infallible>> {

@@ -1,17 +1,17 @@
 //! `--allow-load`: the `wharf.load`, `wharf.unload` and `wharf.list` tools, which change the
 //! tool list while serving. Loaded components get the server's policy; no tool grants anything.
 //! Where a component may come from is the [`Loader`]'s business (the binary checks the
-//! `--allow-load` places); here: components given on the command line are never unloaded, a
-//! loaded one only by the session that loaded it, and at most [`MAX_CLIENT_LOADS`] are loaded.
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+//! `--allow-load` places); here: a loaded component belongs to the session that loaded it (no
+//! other session sees, calls or unloads it), components given on the command line are never
+//! unloaded, and at most [`MAX_CLIENT_LOADS`] are loaded across all sessions.
+use std::sync::Arc;
 
 use rmcp::model::{CallToolResult, ContentBlock, Tool};
 use serde_json::{Map, Value, json};
 
 use crate::schema::DIALECT;
 use crate::server::Loader;
-use crate::toolbox::Toolbox;
+use crate::toolbox::{Session, Unload};
 
 const LOAD: &str = "wharf.load";
 const UNLOAD: &str = "wharf.unload";
@@ -20,14 +20,10 @@ const LIST: &str = "wharf.list";
 /// Components loaded by clients at most, at once.
 pub const MAX_CLIENT_LOADS: usize = 64;
 
-/// Which session loaded which component (by the name it was given).
-#[derive(Default)]
-pub(crate) struct ClientLoads(Mutex<HashMap<String, usize>>);
-
-impl ClientLoads {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
+/// The load cap shared by all sessions: a permit per loaded component, returned when it is
+/// unloaded or its session ends.
+pub(crate) fn load_cap() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(MAX_CLIENT_LOADS))
 }
 
 /// A management call's result, and whether the tool list changed.
@@ -82,13 +78,11 @@ pub(crate) fn tools() -> Vec<Tool> {
     ]
 }
 
-/// Handles `name` if it is a management tool.
-/// `session` identifies the calling session; `loads` records what clients loaded.
+/// Handles `name` if it is a management tool, for `session`; `loads` is the load cap.
 pub(crate) async fn call(
-    toolbox: &Toolbox,
+    session: &Session,
     loader: &dyn Loader,
-    loads: &ClientLoads,
-    session: usize,
+    loads: &Arc<tokio::sync::Semaphore>,
     name: &str,
     args: &Map<String, Value>,
 ) -> Option<Managed> {
@@ -109,15 +103,14 @@ pub(crate) async fn call(
                 Ok(source) => source,
                 Err(e) => return Some(*e),
             };
-            if loads.map().len() >= MAX_CLIENT_LOADS {
+            let Ok(permit) = loads.clone().try_acquire_owned() else {
                 return Some(refuse(format!("cannot load {source}: {MAX_CLIENT_LOADS} components are loaded already")));
-            }
+            };
             match loader.load(source.clone()).await {
                 Ok(component) => {
-                    let name = toolbox.add(component);
-                    loads.map().insert(name.clone(), session);
+                    let name = session.load(component, permit);
                     tracing::info!(component = %name, %source, "loaded");
-                    let snapshot = toolbox.snapshot();
+                    let snapshot = session.snapshot();
                     let entry = snapshot.components().find(|c| c.name == name).map(describe);
                     Managed { result: CallToolResult::structured(json!({ "result": entry })), changed: true }
                 }
@@ -132,25 +125,20 @@ pub(crate) async fn call(
                 Ok(component) => component,
                 Err(e) => return Some(*e),
             };
-            match loads.map().get(&component) {
-                Some(&owner) if owner == session => {}
-                Some(_) => return Some(refuse(format!("`{component}` was loaded by another session"))),
-                None if toolbox.snapshot().components().any(|c| c.name == component) => {
-                    return Some(refuse(format!("`{component}` was given on the command line and cannot be unloaded")));
+            match session.unload(&component) {
+                Ok(()) => {
+                    tracing::info!(%component, "unloaded");
+                    Managed { result: CallToolResult::structured(json!({ "result": true })), changed: true }
                 }
-                None => {}
-            }
-            if toolbox.remove(&component) {
-                loads.map().remove(&component);
-                tracing::info!(%component, "unloaded");
-                Managed { result: CallToolResult::structured(json!({ "result": true })), changed: true }
-            } else {
-                let message = format!("no component named `{component}` is loaded");
-                Managed { result: CallToolResult::error(vec![ContentBlock::text(message)]), changed: false }
+                Err(Unload::CommandLine) => {
+                    refuse(format!("`{component}` was given on the command line and cannot be unloaded"))
+                }
+                // Another session's components are invisible here: the same answer as for none.
+                Err(Unload::NotLoaded) => refuse(format!("no component named `{component}` is loaded")),
             }
         }
         LIST => {
-            let snapshot = toolbox.snapshot();
+            let snapshot = session.snapshot();
             let list: Vec<Value> = snapshot.components().map(describe).collect();
             Managed { result: CallToolResult::structured(json!({ "result": list })), changed: false }
         }

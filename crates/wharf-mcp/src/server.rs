@@ -4,17 +4,17 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{Request, Response, StatusCode};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, DiscoverResult, Implementation,
+    InitializeResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::{NotificationContext, Peer, RequestContext};
+use rmcp::service::RequestContext;
 use rmcp::transport::StreamableHttpServerConfig;
 use rmcp::transport::streamable_http_server::{StreamableHttpService, session::local::LocalSessionManager};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
@@ -22,6 +22,7 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
 use crate::gate::{self, HttpLimits, Sessions};
+use crate::held::{Client, Held};
 use crate::talk::{LogFilter, Talk};
 use crate::toolbox::{Caller, Outcome, Session, ToolComponent, Toolbox};
 use crate::{jsonrpc, manage};
@@ -29,9 +30,10 @@ use crate::{jsonrpc, manage};
 /// The MCP path of the HTTP transport.
 pub const MCP_PATH: &str = "/mcp";
 
-/// Protocol versions offered, newest first. Handles to resources live in a session, and
-/// 2026-07-28 removed sessions, so it is not offered yet.
+/// Protocol versions offered, newest first. From 2026-07-28 on there are no sessions: handles
+/// address server-held instances instead (`held.rs`).
 const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V_2026_07_28,
     ProtocolVersion::V_2025_11_25,
     ProtocolVersion::V_2025_06_18,
     ProtocolVersion::V_2025_03_26,
@@ -50,10 +52,10 @@ struct Shared {
     toolbox: Arc<Toolbox>,
     // `Some` with `--allow-load`: the `wharf.*` management tools exist.
     loader: Option<Arc<dyn Loader>>,
-    // Clients to tell when the tool list changes.
-    peers: StdMutex<Vec<Peer<RoleServer>>>,
-    // Which session loaded which component (`wharf.unload` checks it).
-    loads: manage::ClientLoads,
+    // The cap on components loaded by all sessions together.
+    loads: Arc<tokio::sync::Semaphore>,
+    // Instances of stateless (2026-07-28) clients, addressed by their handles.
+    held: Arc<Held>,
 }
 
 /// One MCP session's handler: the shared tools and this session's instances and handles.
@@ -67,10 +69,12 @@ pub struct McpHandler {
 
 impl McpHandler {
     /// A handler for the first session over `toolbox`; `loader` enables `wharf.load`,
-    /// `wharf.unload` and `wharf.list`.
-    pub fn new(toolbox: Arc<Toolbox>, loader: Option<Arc<dyn Loader>>) -> Self {
+    /// `wharf.unload` and `wharf.list` (for clients with sessions). Instances held for
+    /// stateless clients go after `held_idle` without a call. Needs a Tokio runtime.
+    pub fn new(toolbox: Arc<Toolbox>, loader: Option<Arc<dyn Loader>>, held_idle: Duration) -> Self {
         let session = Arc::new(toolbox.session());
-        let shared = Arc::new(Shared { toolbox, loader, peers: StdMutex::default(), loads: Default::default() });
+        let held = Held::new(toolbox.clone(), held_idle);
+        let shared = Arc::new(Shared { toolbox, loader, loads: manage::load_cap(), held });
         McpHandler { shared, session, logs: LogFilter::default() }
     }
 
@@ -79,8 +83,10 @@ impl McpHandler {
         McpHandler { shared: self.shared.clone(), session, logs: LogFilter::default() }
     }
 
-    fn tools(&self) -> Vec<Tool> {
-        let snapshot = self.shared.toolbox.snapshot();
+    /// The tools this session sees: the command line's, and those it loaded itself. A
+    /// stateless client (`modern`) sees the command line's only: no session, nothing loaded.
+    fn tools(&self, modern: bool) -> Vec<Tool> {
+        let snapshot = if modern { self.shared.toolbox.snapshot() } else { self.session.snapshot() };
         let mut tools: Vec<Tool> = snapshot
             .functions()
             .map(|f| {
@@ -93,25 +99,49 @@ impl McpHandler {
                 }
             })
             .collect();
-        if self.shared.loader.is_some() {
+        if self.shared.loader.is_some() && !modern {
             tools.extend(manage::tools());
         }
         tools
     }
 
-    /// Tells every connected client that the tool list changed.
-    async fn announce_tool_list_changed(&self) {
-        let peers = {
-            let mut peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
-            peers.retain(|peer| !peer.is_transport_closed());
-            peers.clone()
-        };
-        for peer in peers {
-            if let Err(e) = peer.notify_tool_list_changed().await {
-                tracing::debug!("cannot notify a client of the new tool list: {e}");
+    /// What the server can do for a client; `tools.listChanged` only where tools can change
+    /// (`--allow-load`, for clients with sessions).
+    #[allow(deprecated)] // logging is deprecated only from protocol 2026-07-28 on (SEP-2577)
+    fn capabilities(&self, modern: bool) -> ServerCapabilities {
+        // `logging`: guests send log messages through `wharf:mcp/context`.
+        match self.shared.loader {
+            Some(_) if !modern => {
+                ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_logging().build()
             }
+            _ => ServerCapabilities::builder().enable_tools().enable_logging().build(),
         }
     }
+}
+
+/// Whether the request comes from a stateless client (protocol 2026-07-28 or later).
+fn is_modern(context: &RequestContext<RoleServer>) -> bool {
+    context.protocol_version().is_some_and(|version| !version.has_initialize())
+}
+
+/// Who a stateless request comes from: the HTTP peer's address, or the stdio client.
+fn client_of(context: &RequestContext<RoleServer>) -> Client {
+    context
+        .extensions
+        .get::<hyper::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<wharf_http::PeerAddr>())
+        .map_or(Client::Stdio, |peer| Client::Address(peer.0.ip()))
+}
+
+/// The log level a stateless request opted in to in its `_meta`; without one it gets no log
+/// messages at all (2026-07-28: servers MUST NOT send them then).
+fn request_logs(context: &RequestContext<RoleServer>) -> LogFilter {
+    let level = context.meta.log_level().and_then(|level| serde_json::to_value(level).ok());
+    let filter = LogFilter::off();
+    if let Some(Value::String(level)) = level {
+        filter.set(&level);
+    }
+    filter
 }
 
 /// The MCP result of a call: JSON as `structuredContent` and the same JSON as text.
@@ -126,16 +156,10 @@ pub fn call_result(outcome: Outcome) -> CallToolResult {
 }
 
 impl ServerHandler for McpHandler {
-    #[allow(deprecated)] // logging is deprecated only from protocol 2026-07-28 on (SEP-2577)
     fn get_info(&self) -> ServerConfig {
-        // `logging`: guests send log messages through `wharf:mcp/context`.
-        let capabilities = match self.shared.loader {
-            Some(_) => ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_logging().build(),
-            None => ServerCapabilities::builder().enable_tools().enable_logging().build(),
-        };
-        InitializeResult::new(capabilities)
+        InitializeResult::new(self.capabilities(false))
             .with_server_info(Implementation::new("wharf", env!("CARGO_PKG_VERSION")))
-            .with_protocol_version(PROTOCOL_VERSIONS[0].clone())
+            .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
             .with_instructions(
                 "Each tool is a function exported by a sandboxed WebAssembly component. \
                  Handles returned by a tool are valid only in this session.",
@@ -146,18 +170,28 @@ impl ServerHandler for McpHandler {
         Cow::Borrowed(PROTOCOL_VERSIONS)
     }
 
+    async fn discover(&self, _context: RequestContext<RoleServer>) -> Result<DiscoverResult, ErrorData> {
+        // Only stateless clients discover: no loading for them, and handles outlive requests.
+        let info = InitializeResult::new(self.capabilities(true))
+            .with_server_info(Implementation::new("wharf", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Each tool is a function exported by a sandboxed WebAssembly component. A handle returned \
+                 by a tool names a resource held by the server for this client; pass it to later calls. \
+                 It is released when passed as an owned argument, and expires when unused for a while.",
+            );
+        Ok(DiscoverResult::from_server_info(PROTOCOL_VERSIONS.to_vec(), info))
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools()))
-    }
-
-    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        if self.shared.loader.is_some() {
-            self.shared.peers.lock().unwrap_or_else(|e| e.into_inner()).push(context.peer);
-        }
+        let modern = is_modern(&context);
+        let result = ListToolsResult::with_all_items(self.tools(modern));
+        // 2026-07-28 requires caching hints. The list is fixed while the server runs; a minute
+        // bounds how long a client keeps it across a restart with other components.
+        Ok(if modern { result.with_ttl_ms(60_000).with_cache_scope(CacheScope::Private) } else { result })
     }
 
     #[allow(deprecated)] // logging is deprecated only from protocol 2026-07-28 on (SEP-2577)
@@ -198,26 +232,29 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
+        let modern = is_modern(&context);
         if let Some(loader) = &self.shared.loader
-            && let Some(result) = manage::call(
-                &self.shared.toolbox,
-                loader.as_ref(),
-                &self.shared.loads,
-                Arc::as_ptr(&self.session) as usize,
-                &request.name,
-                &args,
-            )
-            .await
+            && !modern
+            && let Some(result) =
+                manage::call(&self.session, loader.as_ref(), &self.shared.loads, &request.name, &args).await
         {
-            if result.changed {
-                self.announce_tool_list_changed().await;
+            // Only this session's tool list changed: loaded tools are its own.
+            if result.changed
+                && let Err(e) = context.peer.notify_tool_list_changed().await
+            {
+                tracing::debug!("cannot notify the client of its new tool list: {e}");
             }
             return Ok(result.result.into());
         }
         let started = std::time::Instant::now();
-        let talk = Talk::new(context.peer.clone(), context.meta.get_progress_token(), self.logs.clone());
+        let logs = if modern { request_logs(&context) } else { self.logs.clone() };
+        let talk = Talk::new(context.peer.clone(), context.meta.get_progress_token(), logs);
         let caller = Caller { talk, cancel: context.ct.clone() };
-        let Some(outcome) = self.session.call_as(&request.name, &args, &caller).await else {
+        let outcome = match modern {
+            true => self.shared.held.call(&request.name, &args, &caller, client_of(&context)).await,
+            false => self.session.call_as(&request.name, &args, &caller).await,
+        };
+        let Some(outcome) = outcome else {
             return Err(ErrorData::invalid_params(format!("unknown tool `{}`", request.name), None));
         };
         let status = match &outcome {
@@ -241,16 +278,20 @@ impl ServerHandler for McpHandler {
 }
 
 /// Serves MCP on stdin/stdout until the client closes stdin.
-pub async fn serve_stdio(toolbox: Arc<Toolbox>, loader: Option<Arc<dyn Loader>>) -> anyhow::Result<()> {
+/// Instances held for stateless clients go after `held_idle` without a call.
+pub async fn serve_stdio(
+    toolbox: Arc<Toolbox>,
+    loader: Option<Arc<dyn Loader>>,
+    held_idle: Duration,
+) -> anyhow::Result<()> {
     let (stdin, stdout) = rmcp::transport::stdio();
-    serve_lines(toolbox, loader, stdin, stdout).await
+    serve_lines(McpHandler::new(toolbox, loader, held_idle), stdin, stdout).await
 }
 
 /// Serves MCP on newline-delimited JSON-RPC: rmcp behind a filter that answers lines that are
 /// not JSON with `-32700` (rmcp ignores them, leaving the client waiting).
 async fn serve_lines(
-    toolbox: Arc<Toolbox>,
-    loader: Option<Arc<dyn Loader>>,
+    handler: McpHandler,
     input: impl tokio::io::AsyncRead + Unpin + Send + 'static,
     output: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -266,7 +307,7 @@ async fn serve_lines(
         let output = output.clone();
         async move { jsonrpc::copy_lines(from_rmcp, &output).await }
     });
-    let service = McpHandler::new(toolbox, loader).serve((rmcp_in, rmcp_out)).await;
+    let service = handler.serve((rmcp_in, rmcp_out)).await;
     let result = match service {
         Ok(service) => service.waiting().await.map(drop).map_err(anyhow::Error::from),
         Err(e) => Err(e.into()),
@@ -291,7 +332,7 @@ pub async fn serve_http(
     let address = listener.local_addr()?;
     let config = http_config(address);
     let cancel = config.cancellation_token.clone();
-    let first = McpHandler::new(toolbox, loader);
+    let first = McpHandler::new(toolbox, loader, limits.held_idle_timeout);
     let mut manager = LocalSessionManager::default();
     manager.session_config.keep_alive = Some(limits.session_idle_timeout);
     let manager = Arc::new(manager);
@@ -342,19 +383,22 @@ impl Gate {
         }
         // A body that is not a JSON-RPC message gets 400 and a JSON-RPC error (rmcp: 415, plain
         // text), before it can cost a session.
-        let request = if request.method() == hyper::Method::POST && is_json(&request) {
+        let (request, initialize) = if request.method() == hyper::Method::POST && is_json(&request) {
             match jsonrpc::check_post(request).await {
-                Ok(request) => request.map(|body| body.map_err(|never| match never {}).boxed()),
+                Ok(checked) => {
+                    (checked.request.map(|body| body.map_err(|never| match never {}).boxed()), checked.initialize)
+                }
                 Err(response) => return response,
             }
         } else {
-            request.map(|body| body.boxed())
+            (request.map(|body| body.boxed()), false)
         };
         let session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
         match &session {
             Some(id) => self.sessions.touch(id),
-            // A POST without a session is an `initialize`: a new session, if there is room.
-            None if request.method() == hyper::Method::POST && !self.sessions.admit().await => {
+            // An `initialize` opens a session, if there is room. Stateless (2026-07-28) requests
+            // open none, so they neither need room nor may close an unused session to make it.
+            None if initialize && !self.sessions.admit().await => {
                 let busy = "too many MCP sessions in use; try again later\n";
                 return plain(StatusCode::SERVICE_UNAVAILABLE, busy.into());
             }

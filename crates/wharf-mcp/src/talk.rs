@@ -48,6 +48,11 @@ impl Default for LogFilter {
 }
 
 impl LogFilter {
+    /// Lets no message through until a level is set (a stateless request that did not opt in).
+    pub fn off() -> Self {
+        LogFilter(Arc::new(AtomicU8::new(LEVELS.len() as u8)))
+    }
+
     /// Sets the minimum level by its MCP name; `false` for an unknown name.
     pub fn set(&self, level: &str) -> bool {
         match LEVELS.iter().position(|l| *l == level) {

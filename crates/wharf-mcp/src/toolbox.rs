@@ -1,5 +1,9 @@
 //! Calls tools in their sandboxes: a fresh instance per call, or, for a component that exports
 //! resources, one instance per session whose handles live as long as the session.
+//!
+//! Components given on the command line are the [`Toolbox`]'s and every session sees them;
+//! components a client loads (`wharf.load`) belong to the loading [`Session`] alone: no other
+//! session sees, calls or unloads them, and they go when the session ends.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, RwLock};
@@ -118,6 +122,9 @@ struct Entry {
     // mistaken for its successor's.
     id: u64,
     component: ToolComponent,
+    // `Some` for a component a session loaded (what it holds of the load cap); `None` for one
+    // given on the command line, which can never be unloaded.
+    load: Option<OwnedSemaphorePermit>,
 }
 
 impl Tools {
@@ -130,6 +137,83 @@ impl Tools {
     pub fn components(&self) -> impl Iterator<Item = &ToolComponent> {
         self.components.iter().map(|e| &e.component)
     }
+
+    /// Tool `name`: its component and function.
+    pub fn get(&self, name: &str) -> Option<(&ToolComponent, &Function)> {
+        let &(c, f) = self.by_name.get(name)?;
+        let component = &self.components[c].component;
+        Some((component, &component.catalog.functions[f]))
+    }
+
+    /// These tools plus `component`'s, and the name its tools start with: its own, or
+    /// `name-2`, `name-3`, ... if taken, so every tool name is unique and stable for the same
+    /// arguments.
+    fn with(
+        &self,
+        mut component: ToolComponent,
+        names: ToolNames,
+        id: u64,
+        load: Option<OwnedSemaphorePermit>,
+    ) -> (Tools, String) {
+        let taken = |name: &str| self.components.iter().any(|e| e.component.name == name);
+        // (Components served without a prefix keep their names; clashes are numbered below.)
+        if !component.name.is_empty() && taken(&component.name) {
+            let base = component.name.clone();
+            let renamed = (2..).map(|n| format!("{base}-{n}")).find(|n| !taken(n)).expect("a free name");
+            for f in &mut component.catalog.functions {
+                f.name = tool_name(&format!("{renamed}.{}", &f.name[base.len() + 1..]));
+            }
+            component.name = renamed;
+        }
+        let mut by_name = self.by_name.clone();
+        let index = self.components.len();
+        for (f, function) in component.catalog.functions.iter_mut().enumerate() {
+            // Two interfaces of the same short name in one component: number the later.
+            function.name = names.apply(&function.name);
+            let base = function.name.clone();
+            let mut n = 1;
+            while by_name.contains_key(&function.name) {
+                n += 1;
+                function.name = tool_name(&format!("{base}-{n}"));
+            }
+            by_name.insert(function.name.clone(), (index, f));
+        }
+        for skipped in &component.catalog.skipped {
+            tracing::info!(component = %component.name, "not a tool: {skipped}");
+        }
+        let name = component.name.clone();
+        let mut components = self.components.clone();
+        components.push(Arc::new(Entry { id, component, load }));
+        (Tools { components, by_name }, name)
+    }
+
+    /// These tools without the loaded component `name`'s.
+    fn without(&self, name: &str) -> Result<Tools, Unload> {
+        let Some(index) = self.components.iter().position(|e| e.component.name == name) else {
+            return Err(Unload::NotLoaded);
+        };
+        if self.components[index].load.is_none() {
+            return Err(Unload::CommandLine);
+        }
+        let mut components = self.components.clone();
+        components.remove(index);
+        let mut by_name = HashMap::new();
+        for (c, entry) in components.iter().enumerate() {
+            for (f, function) in entry.component.catalog.functions.iter().enumerate() {
+                by_name.insert(function.name.clone(), (c, f));
+            }
+        }
+        Ok(Tools { components, by_name })
+    }
+}
+
+/// Why [`Session::unload`] refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unload {
+    /// The session has loaded no component of that name (another session's are invisible).
+    NotLoaded,
+    /// The component was given on the command line.
+    CommandLine,
 }
 
 impl Toolbox {
@@ -164,63 +248,18 @@ impl Toolbox {
         self.snapshot.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Adds `component` and returns the name its tools start with: its own, or `name-2`,
-    /// `name-3`, ... if taken, so every tool name is unique and stable for the same arguments.
-    pub fn add(&self, mut component: ToolComponent) -> String {
+    /// Adds a command-line `component` (see [`Tools::with`] for naming); returns its name.
+    pub fn add(&self, component: ToolComponent) -> String {
         let mut guard = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        let taken = |name: &str| guard.components.iter().any(|e| e.component.name == name);
-        // (Components served without a prefix keep their names; clashes are numbered below.)
-        if !component.name.is_empty() && taken(&component.name) {
-            let base = component.name.clone();
-            let renamed = (2..).map(|n| format!("{base}-{n}")).find(|n| !taken(n)).expect("a free name");
-            for f in &mut component.catalog.functions {
-                f.name = tool_name(&format!("{renamed}.{}", &f.name[base.len() + 1..]));
-            }
-            component.name = renamed;
-        }
-        let mut by_name = guard.by_name.clone();
-        let index = guard.components.len();
-        for (f, function) in component.catalog.functions.iter_mut().enumerate() {
-            // Two interfaces of the same short name in one component: number the later.
-            function.name = self.names.apply(&function.name);
-            let base = function.name.clone();
-            let mut n = 1;
-            while by_name.contains_key(&function.name) {
-                n += 1;
-                function.name = tool_name(&format!("{base}-{n}"));
-            }
-            by_name.insert(function.name.clone(), (index, f));
-        }
-        for skipped in &component.catalog.skipped {
-            tracing::info!(component = %component.name, "not a tool: {skipped}");
-        }
-        let name = component.name.clone();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut components = guard.components.clone();
-        components.push(Arc::new(Entry { id, component }));
-        *guard = Arc::new(Tools { components, by_name });
+        let (tools, name) = guard.with(component, self.names, id, None);
+        *guard = Arc::new(tools);
         name
-    }
-
-    /// Removes the component named `name` and its tools; `false` if there is none.
-    pub fn remove(&self, name: &str) -> bool {
-        let mut guard = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        let Some(index) = guard.components.iter().position(|e| e.component.name == name) else { return false };
-        let mut components = guard.components.clone();
-        components.remove(index);
-        let mut by_name = HashMap::new();
-        for (c, entry) in components.iter().enumerate() {
-            for (f, function) in entry.component.catalog.functions.iter().enumerate() {
-                by_name.insert(function.name.clone(), (c, f));
-            }
-        }
-        *guard = Arc::new(Tools { components, by_name });
-        true
     }
 
     /// A new session: its own instances of stateful components, its own handles.
     pub fn session(self: &Arc<Self>) -> Session {
-        Session { toolbox: self.clone(), live: StdMutex::default() }
+        Session { toolbox: self.clone(), live: StdMutex::default(), own: RwLock::default() }
     }
 }
 
@@ -229,6 +268,9 @@ pub struct Session {
     toolbox: Arc<Toolbox>,
     // Per component id: the session's instance, for components that export resources.
     live: StdMutex<HashMap<u64, Arc<Mutex<Option<Live>>>>>,
+    // With components this session loaded: the command-line ones plus those. `None` until it
+    // loads one (the toolbox's snapshot is its view).
+    own: RwLock<Option<Arc<Tools>>>,
 }
 
 struct Live {
@@ -248,6 +290,47 @@ pub struct Caller {
 }
 
 impl Session {
+    /// The tools this session sees: the command line's and those it loaded.
+    pub fn snapshot(&self) -> Arc<Tools> {
+        match &*self.own.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(own) => own.clone(),
+            None => self.toolbox.snapshot(),
+        }
+    }
+
+    /// Adds `component`, loaded by this session, to this session's tools (named as by
+    /// [`Toolbox::add`], among the tools it sees); `load` is its share of the load cap, held
+    /// until it is unloaded or the session ends. Returns its name.
+    pub fn load(&self, component: ToolComponent, load: OwnedSemaphorePermit) -> String {
+        let mut own = self.own.write().unwrap_or_else(|e| e.into_inner());
+        let current = own.clone().unwrap_or_else(|| self.toolbox.snapshot());
+        let id = self.toolbox.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tools, name) = current.with(component, self.toolbox.names, id, Some(load));
+        *own = Some(Arc::new(tools));
+        name
+    }
+
+    /// Removes component `name`, which this session must have loaded.
+    pub fn unload(&self, name: &str) -> Result<(), Unload> {
+        let mut own = self.own.write().unwrap_or_else(|e| e.into_inner());
+        let current = own.clone().unwrap_or_else(|| self.toolbox.snapshot());
+        *own = Some(Arc::new(current.without(name)?));
+        Ok(())
+    }
+
+    /// The handles this session's instances hold now (for the server-held instances of
+    /// stateless clients, which index them).
+    pub(crate) async fn handles(&self) -> Vec<String> {
+        let slots: Vec<_> = self.live.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut handles = Vec::new();
+        for slot in slots {
+            if let Some(live) = &*slot.lock().await {
+                handles.extend(live.handles.live.keys().cloned());
+            }
+        }
+        handles
+    }
+
     /// Calls tool `name` with `args`; `None` if there is no such tool.
     pub async fn call(&self, name: &str, args: &Map<String, Value>) -> Option<Outcome> {
         self.call_as(name, args, &Caller::default()).await
@@ -255,7 +338,7 @@ impl Session {
 
     /// Calls tool `name` with `args` for `caller`; `None` if there is no such tool.
     pub async fn call_as(&self, name: &str, args: &Map<String, Value>, caller: &Caller) -> Option<Outcome> {
-        let tools = self.toolbox.snapshot();
+        let tools = self.snapshot();
         let &(c, f) = tools.by_name.get(name)?;
         let entry = &tools.components[c];
         let component = &entry.component;
@@ -477,8 +560,8 @@ impl Handles for HandleTable {
     fn take(&mut self, kind: &str, handle: &str, own: bool) -> Result<ResourceAny, String> {
         match self.live.get(handle) {
             None => Err(format!(
-                "unknown handle `{handle}`: a handle is valid only in the session that created it, \
-                 until it is passed as an owned argument"
+                "unknown handle `{handle}`: a handle is valid only for the session or client it was \
+                 issued to, until it is passed as an owned argument or expires"
             )),
             Some((actual, _)) if actual != kind => Err(format!("`{handle}` is a `{actual}` handle, not a `{kind}`")),
             Some(_) if self.pending.iter().any(|h| h == handle) => {

@@ -1,9 +1,11 @@
 //! Message brokers: the in-process [`MemoryBroker`] (the embedded default, one process) and
 //! [`NatsBroker`] (core NATS: subjects, queue groups, request-reply) behind one [`Broker`].
 //!
-//! Both buffer a bounded number of messages per subscription: when a subscriber falls that
-//! far behind, further messages to it are dropped and logged (NATS core's "slow consumer"
-//! rule, which the NATS server applies to the connection too). Nothing grows without bound.
+//! Both buffer a bounded number of messages, and of payload bytes, per subscription: when a
+//! subscriber falls that far behind, further messages to it are dropped and logged (NATS
+//! core's "slow consumer" rule, which the NATS server applies to the connection too). Nothing
+//! grows without bound: a NATS subscription's messages are moved off async-nats' own channel
+//! as they arrive, so its count-only bound never holds megabytes of payload per message.
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,11 +17,14 @@ use tokio::sync::{OnceCell, mpsc};
 
 /// Messages buffered per in-process subscription before further ones are dropped.
 pub const MEMORY_SUBSCRIPTION_CAPACITY: usize = 4096;
-/// Messages buffered per NATS subscription (async-nats' own buffer) before it drops them.
+/// Messages buffered per NATS subscription before further ones are dropped.
 pub const NATS_SUBSCRIPTION_CAPACITY: usize = 65_536;
+/// Payload bytes buffered per subscription (either broker) before further messages are
+/// dropped: 65,536 messages of up to 1 MiB each would otherwise be 64 GiB.
+pub const SUBSCRIPTION_BYTES: usize = 64 * 1024 * 1024;
 
 /// The `content-type` header a message's content type travels in.
-const CONTENT_TYPE: &str = "Content-Type";
+pub(crate) const CONTENT_TYPE: &str = "Content-Type";
 
 /// A message as the host moves it: what a guest sent or is handed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,20 +56,65 @@ pub enum BrokerError {
 }
 
 /// A subscription: messages in arrival order, bounded (see the module docs).
-pub struct Subscription(SubscriptionInner);
-
-enum SubscriptionInner {
-    Memory(mpsc::Receiver<Msg>),
-    Nats(async_nats::Subscriber),
+pub struct Subscription {
+    rx: mpsc::Receiver<Msg>,
+    used: Arc<AtomicUsize>,
+    // A NATS subscription's mover (see the module docs), stopped with the subscription.
+    mover: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Subscription {
     /// The next message; `None` when the broker has closed the subscription.
     pub async fn next(&mut self) -> Option<Msg> {
-        match &mut self.0 {
-            SubscriptionInner::Memory(rx) => rx.recv().await,
-            SubscriptionInner::Nats(subscriber) => subscriber.next().await.map(from_nats),
+        let msg = self.rx.recv().await?;
+        self.used.fetch_sub(msg.data.len(), Ordering::Relaxed);
+        Some(msg)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(mover) = &self.mover {
+            mover.abort();
         }
+    }
+}
+
+/// The sending side of a subscription's buffer, bounded in messages and payload bytes.
+#[derive(Clone)]
+struct QueueTx {
+    tx: mpsc::Sender<Msg>,
+    used: Arc<AtomicUsize>,
+}
+
+fn bounded_queue(capacity: usize) -> (QueueTx, Subscription) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let used = Arc::new(AtomicUsize::new(0));
+    (QueueTx { tx, used: used.clone() }, Subscription { rx, used, mover: None })
+}
+
+impl QueueTx {
+    /// Queues `msg` unless the buffer is full (in messages or bytes): `false` when dropped.
+    fn try_push(&self, msg: Msg) -> bool {
+        let len = msg.data.len();
+        let reserved = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                (used + len <= SUBSCRIPTION_BYTES).then_some(used + len)
+            })
+            .is_ok();
+        if !reserved {
+            return false;
+        }
+        if self.tx.try_send(msg).is_err() {
+            self.used.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 }
 
@@ -95,6 +145,26 @@ impl Broker {
             Broker::Memory(broker) => Ok(broker.subscribe(pattern, queue)),
             Broker::Nats(broker) => broker.subscribe(pattern, queue).await,
         }
+    }
+
+    /// Opens the durable JetStream consumer `config` describes, filtered on `pattern`
+    /// (at-least-once delivery). Only a NATS store has JetStream.
+    pub async fn consume_durable(
+        &self,
+        pattern: &str,
+        config: &crate::jetstream::DurableConfig,
+    ) -> Result<crate::jetstream::DurableSubscription, BrokerError> {
+        match self {
+            Broker::Memory(_) => Err(BrokerError::Other("the in-process broker has no JetStream streams".into())),
+            Broker::Nats(broker) => {
+                crate::jetstream::DurableSubscription::open(broker.client().await?.clone(), pattern, config).await
+            }
+        }
+    }
+
+    /// Whether this is a NATS store (the only kind with JetStream).
+    pub fn is_nats(&self) -> bool {
+        matches!(self, Broker::Nats(_))
     }
 
     /// Sends `msg` with a fresh reply subject and collects replies until `expected` arrived or
@@ -130,15 +200,15 @@ pub struct MemoryBroker {
 struct MemorySubscription {
     pattern: String,
     queue: Option<String>,
-    tx: mpsc::Sender<Msg>,
+    tx: QueueTx,
 }
 
 impl MemoryBroker {
-    fn subscribe(&self, pattern: &str, queue: Option<&str>) -> Subscription {
-        let (tx, rx) = mpsc::channel(MEMORY_SUBSCRIPTION_CAPACITY);
-        let subscription = MemorySubscription { pattern: pattern.to_owned(), queue: queue.map(str::to_owned), tx };
+    fn subscribe(&self, pattern: &str, group: Option<&str>) -> Subscription {
+        let (tx, rx) = bounded_queue(MEMORY_SUBSCRIPTION_CAPACITY);
+        let subscription = MemorySubscription { pattern: pattern.to_owned(), queue: group.map(str::to_owned), tx };
         self.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).push(subscription);
-        Subscription(SubscriptionInner::Memory(rx))
+        rx
     }
 
     fn publish(&self, msg: Msg) {
@@ -147,7 +217,7 @@ impl MemoryBroker {
             subscriptions.retain(|s| !s.tx.is_closed());
             let matching: Vec<&MemorySubscription> =
                 subscriptions.iter().filter(|s| crate::subject::matches(&s.pattern, &msg.subject)).collect();
-            let mut targets: Vec<mpsc::Sender<Msg>> =
+            let mut targets: Vec<QueueTx> =
                 matching.iter().filter(|s| s.queue.is_none()).map(|s| s.tx.clone()).collect();
             // One member of each queue group, in turn.
             let mut groups: Vec<&str> = matching.iter().filter_map(|s| s.queue.as_deref()).collect();
@@ -161,7 +231,7 @@ impl MemoryBroker {
             targets
         };
         for tx in targets {
-            if tx.try_send(msg.clone()).is_err() {
+            if !tx.try_push(msg.clone()) {
                 tracing::warn!(subject = %msg.subject, "in-process subscriber is full; message dropped");
             }
         }
@@ -196,6 +266,8 @@ impl std::fmt::Debug for NatsAuth {
 /// A NATS server, connected on first use and reconnected by async-nats for ever after.
 pub struct NatsBroker {
     url: String,
+    // `url` without user info (`nats://user:password@host`), for messages and logs.
+    shown: String,
     auth: NatsAuth,
     client: OnceCell<async_nats::Client>,
 }
@@ -203,7 +275,7 @@ pub struct NatsBroker {
 impl NatsBroker {
     /// A broker for the server at `url` (`nats://host:port`, or a comma-separated list).
     pub fn new(url: String, auth: NatsAuth) -> Self {
-        NatsBroker { url, auth, client: OnceCell::new() }
+        NatsBroker { shown: redact_url(&url), url, auth, client: OnceCell::new() }
     }
 
     /// The connected client. The first call connects and fails if the server cannot be
@@ -214,7 +286,7 @@ impl NatsBroker {
     }
 
     async fn connect(&self) -> Result<async_nats::Client, BrokerError> {
-        let url = self.url.clone();
+        let url = self.shown.clone();
         let mut options = async_nats::ConnectOptions::new()
             .name("wharf")
             .max_reconnects(None)
@@ -235,6 +307,19 @@ impl NatsBroker {
         }
         if let (Some(user), Some(password)) = (&self.auth.user, &self.auth.password) {
             options = options.user_and_password(user.clone(), password.clone());
+        } else if self.auth.token.is_none() && self.auth.creds.is_none() {
+            // async-nats ignores user info in a URL; NATS clients take `user:password@` as
+            // user and password and `token@` as a token, so Wharf does too.
+            let from_url = self
+                .url
+                .split(',')
+                .filter_map(|url| url.trim().parse::<async_nats::ServerAddr>().ok())
+                .find_map(|addr| addr.username().map(|user| (user.to_owned(), addr.password().map(str::to_owned))));
+            match from_url {
+                Some((user, Some(password))) => options = options.user_and_password(user, password),
+                Some((token, None)) => options = options.token(token),
+                None => {}
+            }
         }
         if let Some(creds) = &self.auth.creds {
             options = options.credentials_file(creds).await.map_err(|e| {
@@ -245,7 +330,7 @@ impl NatsBroker {
         options
             .connect(self.url.as_str())
             .await
-            .map_err(|e| BrokerError::Connection(format!("cannot connect to {}: {}", self.url, e.kind())))
+            .map_err(|e| BrokerError::Connection(format!("cannot connect to {}: {}", self.shown, e.kind())))
     }
 
     async fn publish(&self, msg: Msg) -> Result<(), BrokerError> {
@@ -270,12 +355,48 @@ impl NatsBroker {
             Some(queue) => client.queue_subscribe(pattern.to_owned(), queue.to_owned()).await,
             None => client.subscribe(pattern.to_owned()).await,
         };
-        let subscriber = subscriber.map_err(|e| BrokerError::Connection(e.to_string()))?;
-        Ok(Subscription(SubscriptionInner::Nats(subscriber)))
+        let mut subscriber = subscriber.map_err(|e| BrokerError::Connection(e.to_string()))?;
+        let (tx, mut rx) = bounded_queue(NATS_SUBSCRIPTION_CAPACITY);
+        let subject = pattern.to_owned();
+        rx.mover = Some(tokio::spawn(async move {
+            let mut dropped = 0u64;
+            while let Some(message) = subscriber.next().await {
+                let mut msg = from_nats(message);
+                // A large payload is a slice of async-nats' read buffer: a copy of its own
+                // lets the buffer go, so a queued message holds only its own bytes.
+                if msg.data.len() > 64 * 1024 {
+                    msg.data = Bytes::copy_from_slice(&msg.data);
+                }
+                if !tx.try_push(msg) {
+                    dropped += 1;
+                    // The first drop, then one line per thousand.
+                    if dropped % 1000 == 1 {
+                        tracing::warn!(%subject, dropped, "NATS subscriber is full; messages dropped");
+                    }
+                }
+            }
+        }));
+        Ok(rx)
     }
 }
 
-fn from_nats(message: async_nats::Message) -> Msg {
+/// `urls` (comma-separated) with any user info replaced by `***`: a password in a URL must
+/// not reach a log line.
+pub(crate) fn redact_url(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| {
+            let start = url.find("://").map_or(0, |i| i + 3);
+            let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
+            match url[start..authority_end].rfind('@') {
+                Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+                None => url.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub(crate) fn from_nats(message: async_nats::Message) -> Msg {
     let mut content_type = None;
     let mut metadata = Vec::new();
     for (name, values) in message.headers.iter().flat_map(|h| h.iter()) {
@@ -351,5 +472,15 @@ mod tests {
         let auth = NatsAuth { token: Some("s3cret".into()), password: Some("hunter2".into()), ..NatsAuth::default() };
         let text = format!("{auth:?}");
         assert!(!text.contains("s3cret") && !text.contains("hunter2"), "{text}");
+        let store = crate::StoreConfig::Nats {
+            url: "nats://u:pw1@a".into(),
+            token: Some("s3cret".into()),
+            user: None,
+            password: Some("hunter2".into()),
+            creds: None,
+        };
+        let text = format!("{store:?}");
+        assert!(!text.contains("s3cret") && !text.contains("hunter2") && !text.contains("pw1"), "{text}");
+        assert_eq!(redact_url("nats://u:pw@a:4222,tls://tok@b/x,c:4222"), "nats://***@a:4222,tls://***@b/x,c:4222");
     }
 }

@@ -61,7 +61,7 @@ impl MessagingGrant {
 /// url = "nats://127.0.0.1:4222"
 /// token = "..."          # or user + password, or creds = "app.creds"
 /// ```
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum StoreConfig {
     /// The in-process broker (the default store when none is configured).
@@ -79,6 +79,23 @@ pub enum StoreConfig {
         /// A `.creds` file, relative to the runtime-config file.
         creds: Option<PathBuf>,
     },
+}
+
+// By hand: the URL's user info, the token and the password are never printed.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Memory => f.write_str("Memory"),
+            StoreConfig::Nats { url, token, user, password, creds } => f
+                .debug_struct("Nats")
+                .field("url", &crate::broker::redact_url(url))
+                .field("token", &token.as_ref().map(|_| "<redacted>"))
+                .field("user", user)
+                .field("password", &password.as_ref().map(|_| "<redacted>"))
+                .field("creds", creds)
+                .finish(),
+        }
+    }
 }
 
 /// The `[messaging]` section of the runtime config.

@@ -9,7 +9,9 @@
 //! records and `consumer.subscribe`) are not linked: no released guest toolchain targets them.
 //!
 //! Brokers ([`broker`]): the in-process [`broker::MemoryBroker`] (the store `default`) and
-//! NATS ([`broker::NatsBroker`]), chosen per store in the runtime config.
+//! NATS ([`broker::NatsBroker`]), chosen per store in the runtime config. On NATS, a trigger
+//! may consume a JetStream stream through a durable consumer instead ([`jetstream`]):
+//! at-least-once, with bounded retries and a dead-letter subject.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use wharf_capability::HasCapability;
 
 pub mod broker;
 mod capability;
+pub mod jetstream;
 pub mod subject;
 
 use broker::{Broker, BrokerError, Msg};

@@ -35,6 +35,7 @@ mod reference;
 mod registry;
 mod tls;
 mod transport;
+mod upload;
 pub mod wit;
 
 pub use artifact::{

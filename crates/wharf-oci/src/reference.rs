@@ -135,7 +135,9 @@ fn is_digest(digest: &str) -> bool {
 /// where a one-component name lives under `library/`.
 fn split_domain(name: &str) -> (String, String) {
     let (mut domain, mut remainder) = match name.split_once('/') {
-        Some((left, right)) if left.contains(['.', ':']) || left == "localhost" => (left.to_string(), right.to_string()),
+        Some((left, right)) if left.contains(['.', ':']) || left == "localhost" => {
+            (left.to_string(), right.to_string())
+        }
         _ => (DOCKER_HUB.to_string(), name.to_string()),
     };
     if domain == DOCKER_HUB_LEGACY {
@@ -246,7 +248,8 @@ mod tests {
         let hex64 = "a".repeat(64);
         for _ in 0..20_000 {
             let len = (next() % 12) as usize;
-            let mut input: String = (0..len).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize] as char).collect();
+            let mut input: String =
+                (0..len).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize] as char).collect();
             match next() % 4 {
                 0 => input.push_str(&format!("@sha256:{hex64}")),
                 1 => input.insert_str(0, "127.0.0.1:5000/"),

@@ -6,10 +6,7 @@
 //! leaves nothing behind.
 
 use futures_util::StreamExt;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
+use oci_client::Reference;
 
 use crate::Error;
 use crate::artifact::{
@@ -52,9 +49,9 @@ pub fn plain_http_host(input: &str) -> Option<String> {
     Some(rest.split('/').next().unwrap_or(rest).to_string())
 }
 
-/// A registry client. Pulls and authentication go through wharf's own bounded HTTP
-/// ([`RegistryConfig`]: timeouts, manifest cap, where credentials may go); pushes through
-/// oci-client, given the token or credential found the same way.
+/// A registry client. Pulls, pushes and authentication go through wharf's own bounded HTTP
+/// ([`RegistryConfig`]: timeouts, manifest cap, where credentials may go); oci-client gives
+/// the reference type and maps its errors.
 pub struct Registry {
     transport: Transport,
 }
@@ -113,22 +110,6 @@ impl Registry {
         Ok(Registry { transport: Transport::new(config)? })
     }
 
-    /// An oci-client for one push, with the same plain-HTTP hosts and timeouts.
-    fn push_client(&self) -> Client {
-        let config = &self.transport.config;
-        let mut plain: Vec<String> = config.insecure.clone();
-        plain.extend(config.plain_http.iter().cloned());
-        let protocol = if plain.is_empty() { ClientProtocol::Https } else { ClientProtocol::HttpsExcept(plain) };
-        Client::new(ClientConfig {
-            protocol,
-            platform_resolver: None,
-            user_agent: concat!("wharf/", env!("CARGO_PKG_VERSION")),
-            read_timeout: Some(config.timeout),
-            connect_timeout: Some(config.timeout),
-            ..ClientConfig::default()
-        })
-    }
-
     /// Pushes the artifact (blobs the registry already has are skipped) and tags it.
     /// Returns the manifest digest.
     pub async fn push(
@@ -139,32 +120,22 @@ impl Registry {
         progress: &dyn Progress,
     ) -> Result<String, Error> {
         let session = self.transport.authenticate(reference, credential, "pull,push").await?;
-        let client = self.push_client();
-        if session.auth != RegistryAuth::Anonymous {
-            // A token is stored as is; a basic credential is checked against /v2/ once more.
-            client
-                .auth(reference, &session.auth, RegistryOperation::Push)
-                .await
-                .map_err(|e| session.explain(map_error(reference, e)))?;
-        }
-        let explain = |e| session.explain(map_error(reference, e));
         let blobs = [
             (&artifact.manifest.config.digest, &artifact.config_bytes),
             (&artifact.manifest.layers[0].digest, &artifact.layer),
         ];
         progress.add_total(blobs.iter().map(|(_, b)| b.len() as u64).sum());
         for (digest, bytes) in blobs {
-            let exists = client.blob_exists(reference, digest).await.map_err(explain)?;
-            if exists {
+            if self.transport.blob_exists(reference, &session, digest).await? {
                 tracing::debug!(%digest, "blob already in the registry");
             } else {
                 tracing::debug!(%digest, size = bytes.len(), "pushing blob");
-                client.push_blob(reference, bytes.clone(), digest).await.map_err(explain)?;
+                self.transport.push_blob(reference, &session, digest, bytes.clone()).await?;
             }
             progress.advance(bytes.len() as u64);
         }
-        let content_type = MANIFEST_MEDIA_TYPE.parse().expect("a valid header value");
-        client.push_manifest_raw(reference, artifact.manifest_bytes.clone(), content_type).await.map_err(explain)?;
+        let manifest = artifact.manifest_bytes.clone();
+        self.transport.push_manifest(reference, &session, MANIFEST_MEDIA_TYPE, manifest).await?;
         Ok(artifact.manifest_digest())
     }
 
@@ -434,47 +405,6 @@ fn parse_image_manifest(bytes: &[u8], label: &str) -> Result<Manifest, Error> {
             reason: format!("its first layer is `{}`, not a Wasm layer (`application/wasm`)", layer.media_type),
         }),
         None => Err(Error::NotAWasmArtifact { reference: label.into(), reason: "it has no layers".into() }),
-    }
-}
-
-/// Turns oci-client's errors into ones that say "not found", "authentication failed" or
-/// "digest mismatch" when that is what happened.
-fn map_error(reference: &Reference, error: OciDistributionError) -> Error {
-    let registry = reference.resolve_registry().to_string();
-    let not_found = || Error::NotFound { reference: reference.whole() };
-    match error {
-        OciDistributionError::UnauthorizedError { .. } => Error::Auth { registry, detail: "401 Unauthorized".into() },
-        OciDistributionError::AuthenticationFailure(reason) => {
-            Error::Auth { registry, detail: one_line(&reason).unwrap_or_else(|| "rejected".into()) }
-        }
-        OciDistributionError::ImageManifestNotFoundError(_) => not_found(),
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-            if codes.iter().any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
-                Error::Auth { registry, detail: envelope.to_string() }
-            } else if codes.iter().any(|c| {
-                matches!(c, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::BlobUnknown)
-            }) {
-                not_found()
-            } else {
-                Error::Registry {
-                    reference: reference.whole(),
-                    detail: one_line(&envelope.to_string()).unwrap_or_default(),
-                }
-            }
-        }
-        OciDistributionError::ServerError { code: 401 | 403, message, .. } => {
-            Error::Auth { registry, detail: one_line(&message).unwrap_or_else(|| "forbidden".into()) }
-        }
-        OciDistributionError::ServerError { code: 404, .. } => not_found(),
-        OciDistributionError::RequestError(e) if e.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) => {
-            Error::Auth { registry, detail: e.status().map(|s| s.to_string()).unwrap_or_default() }
-        }
-        OciDistributionError::RequestError(e) if e.status().is_some_and(|s| s.as_u16() == 404) => not_found(),
-        OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError { expected, actual }) => {
-            Error::DigestMismatch { what: reference.whole(), expected, actual }
-        }
-        other => Error::Registry { reference: reference.whole(), detail: chain(&other) },
     }
 }
 

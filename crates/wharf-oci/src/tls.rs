@@ -16,9 +16,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 /// A rustls configuration for reqwest like its default one (every TLS version the provider
 /// has, HTTP/1.1 over ALPN, SNI on), whose verifier loads the roots when first used.
 pub(crate) fn client_config() -> Result<ClientConfig, rustls::Error> {
-    let provider = CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let provider =
+        CryptoProvider::get_default().cloned().unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
     let verifier = LazyVerifier { provider: provider.clone(), inner: OnceLock::new() };
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)?

@@ -1,5 +1,6 @@
-//! The registry's HTTP for pulls and authentication, done here rather than in oci-client so
-//! that every read is bounded (size and time) and credentials go only where they may:
+//! The registry's HTTP for pulls, pushes (`crate::upload`) and authentication, done here rather
+//! than in oci-client so that every read is bounded (size and time) and credentials go only
+//! where they may:
 //!
 //! - connect, each read and each small request (ping, token, manifest, error body) are bounded
 //!   by [`RegistryConfig::timeout`]; manifests by [`RegistryConfig::max_manifest_bytes`]; token
@@ -58,7 +59,7 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    fn header(&self) -> Option<String> {
+    pub(crate) fn header(&self) -> Option<String> {
         match &self.auth {
             RegistryAuth::Anonymous => None,
             RegistryAuth::Basic(user, password) => {
@@ -80,7 +81,7 @@ impl Session {
 }
 
 pub(crate) struct Transport {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     pub config: RegistryConfig,
 }
 
@@ -141,7 +142,7 @@ impl Transport {
         }
     }
 
-    fn transport_error(reference: &Reference, error: reqwest::Error) -> Error {
+    pub(crate) fn transport_error(reference: &Reference, error: reqwest::Error) -> Error {
         let detail = if error.is_timeout() {
             format!("the registry did not answer within the timeout ({})", crate::registry::chain(&error))
         } else {
@@ -350,7 +351,7 @@ pub(crate) async fn read_capped(
 }
 
 /// Turns a refusal into NotFound / Auth / Registry from its status and error codes alone.
-async fn status_error(reference: &Reference, response: reqwest::Response, timeout: Duration) -> Error {
+pub(crate) async fn status_error(reference: &Reference, response: reqwest::Response, timeout: Duration) -> Error {
     let status = response.status();
     let body = read_capped(response, SMALL_BODY_LIMIT, reference, "the error body", timeout).await.unwrap_or_default();
     let codes = error_codes(&body);

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod compile_notice;
 mod dirs;
 mod exit;
 mod policy_args;

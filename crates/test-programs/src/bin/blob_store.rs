@@ -5,6 +5,9 @@
 //! - `write C NAME BYTE KIB N` / `read C NAME N`: N whole-value writes of KIB KiB of BYTE, or N
 //!   reads that check each value is one byte repeated (torn values fail);
 //! - `escape C`: every name that tries to leave the container is refused;
+//! - `names C`: odd but valid names (`%2F`, `?`, `#`, spaces, non-ASCII, ...) round-trip exactly;
+//! - `list C`: lists C (prints the count);
+//! - `bench C MIB`: writes then reads a MIB MiB object, prints `write-ms N read-ms N`;
 //! - `get C`: `get-container` (prints the error if any).
 use wasi::blobstore::blobstore;
 use wasi::blobstore::container::Container;
@@ -287,6 +290,78 @@ fn escape(c: &str) {
     println!("ok");
 }
 
+fn odd_names(c: &str) {
+    let c = ok("create-container", blobstore::create_container(c));
+    let odd = [
+        "a%2Fb",
+        "a%2E%2E",
+        "sp ace",
+        "q?x=1",
+        "h#frag",
+        "日本/語",
+        "a+b",
+        "x..y",
+        ".hidden",
+        "t~ilde",
+        "quo\"te",
+        "back`tick",
+        "[br]",
+        "{br}",
+        "a/b/c",
+        "a\\b",
+        "*",
+        "&amp;",
+        "<x>",
+    ];
+    for (i, name) in odd.iter().enumerate() {
+        put(&c, name, format!("value {i}").as_bytes());
+    }
+    for (i, name) in odd.iter().enumerate() {
+        check(&format!("read back {name:?}"), get(&c, name, 0, u64::MAX) == format!("value {i}").as_bytes());
+    }
+    let mut want: Vec<String> = odd.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    let listed = names(&c, 7);
+    check(&format!("listed exactly, in order: {listed:?}"), listed == want);
+    for name in odd {
+        ok("delete-object", c.delete_object(name));
+    }
+    check("all deleted", names(&c, 100).is_empty());
+    println!("ok");
+}
+
+fn bench(c: &str, mib: u64) {
+    let c = ok("create-container", blobstore::create_container(c));
+    let size = mib * 1024 * 1024;
+    let chunk: Vec<u8> = (0..65536u64).map(pattern).collect();
+    let started = std::time::Instant::now();
+    let value = OutgoingValue::new_outgoing_value();
+    let body = value.outgoing_value_write_body().expect("write-body");
+    let mut at = 0;
+    while at < size {
+        write_all(&body, &chunk);
+        at += chunk.len() as u64;
+    }
+    drop(body);
+    ok("write-data", c.write_data("bench", &value));
+    ok("finish", OutgoingValue::finish(value));
+    let write = started.elapsed();
+    let started = std::time::Instant::now();
+    let value = ok("get-data", c.get_data("bench", 0, u64::MAX));
+    let stream = ok("consume-async", IncomingValue::incoming_value_consume_async(value));
+    let mut read = 0u64;
+    loop {
+        match stream.blocking_read(1 << 20) {
+            Ok(bytes) => read += bytes.len() as u64,
+            Err(wasi::io::streams::StreamError::Closed) => break,
+            Err(e) => ok("read", Err(format!("{e:?}"))),
+        }
+    }
+    let elapsed = started.elapsed();
+    check("read size", read == size);
+    println!("write-ms {} read-ms {}", write.as_millis(), elapsed.as_millis());
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -294,12 +369,19 @@ fn main() {
         Some("big") => big(&args[1], args[2].parse().expect("MIB")),
         Some("write" | "read") => race(&args),
         Some("escape") => escape(&args[1]),
+        Some("names") => odd_names(&args[1]),
+        Some("list") => {
+            let c = ok("get-container", blobstore::get_container(&args[1]));
+            println!("listed {}", names(&c, 1000).len());
+            println!("ok");
+        }
+        Some("bench") => bench(&args[1], args[2].parse().expect("MIB")),
         Some("get") => {
             ok("get-container", blobstore::get_container(&args[1]));
             println!("ok");
         }
         _ => {
-            println!("usage: blob_store all|big|write|read|escape|get ...");
+            println!("usage: blob_store all|big|write|read|escape|names|list|bench|get ...");
             std::process::exit(2)
         }
     }

@@ -7,7 +7,12 @@
 //! - `echo`: copies stdin to stdout until stdin closes.
 //! - `env`: prints every environment variable (`wasi:cli/environment@0.3.0`), `NAME=VALUE`.
 //! - `read PATH` / `write PATH`: reads a file from (writes one into) the first preopen.
-//! - `connect IP:PORT`: opens a TCP connection (`wasi:sockets@0.3.0`).
+//! - `connect HOST:PORT`: opens a TCP connection (`wasi:sockets@0.3.0`); a name is looked up
+//!   first (`ip-name-lookup`) and its first address used.
+//! - `resolve NAME`: looks NAME up, prints the addresses (space-separated).
+//! - `symlink TARGET NAME`: creates symlink NAME -> TARGET in the first preopen.
+//! - `lookups NAME N`: N concurrent lookups of NAME; after 500 ms prints how many had failed at
+//!   once (`refused K`) and returns, leaving the rest behind.
 //! - `exit N`: exits with code N.
 //! - `spin`: four async tasks that compute forever (only a timeout ends them).
 //! - `hog`: allocates 1 MiB at a time from spawned tasks, forever.
@@ -20,7 +25,10 @@ use std::rc::Rc;
 use wasip3::cli::{environment, exit, stdin, stdout};
 use wasip3::clocks::monotonic_clock;
 use wasip3::filesystem::{preopens, types as fs};
-use wasip3::sockets::types::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, TcpSocket};
+use wasip3::sockets::ip_name_lookup;
+use wasip3::sockets::types::{
+    IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress, TcpSocket,
+};
 use wasip3::wit_bindgen::{spawn_local, yield_async};
 use wasip3::{wit_future, wit_stream};
 
@@ -42,6 +50,30 @@ impl wasip3::exports::cli::run::Guest for Cli {
             "read" => return read(arg(2)).await,
             "write" => return write(arg(2)).await,
             "connect" => return connect(arg(2)).await,
+            "resolve" => match resolve(arg(2)).await {
+                Ok(addresses) => {
+                    let text: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+                    print(&format!("{}\n", text.join(" "))).await;
+                }
+                Err(e) => {
+                    eprint(&format!("resolve {}: {e}\n", arg(2))).await;
+                    return Err(());
+                }
+            },
+            "symlink" => return symlink(arg(2), arg(3)).await,
+            "lookups" => {
+                let refused = Rc::new(Cell::new(0u32));
+                for _ in 0..arg(3).parse().unwrap_or(1u32) {
+                    let (refused, name) = (refused.clone(), arg(2).to_string());
+                    spawn_local(async move {
+                        if resolve(&name).await.is_err() {
+                            refused.set(refused.get() + 1);
+                        }
+                    });
+                }
+                monotonic_clock::wait_for(500_000_000).await;
+                print(&format!("refused {}\n", refused.get())).await;
+            }
             "exit" => exit::exit_with_code(arg(2).parse().unwrap_or(1)),
             "spin" => spin().await,
             "hog" => hog().await,
@@ -113,14 +145,15 @@ async fn read(path: &str) -> Result<(), ()> {
         eprint("no preopened directory\n").await;
         return Err(());
     };
-    let file = match dir.open_at(fs::PathFlags::empty(), path.into(), fs::OpenFlags::empty(), fs::DescriptorFlags::READ).await
-    {
-        Ok(file) => file,
-        Err(e) => {
-            eprint(&format!("open {path}: {e:?}\n")).await;
-            return Err(());
-        }
-    };
+    let file =
+        match dir.open_at(fs::PathFlags::empty(), path.into(), fs::OpenFlags::empty(), fs::DescriptorFlags::READ).await
+        {
+            Ok(file) => file,
+            Err(e) => {
+                eprint(&format!("open {path}: {e:?}\n")).await;
+                return Err(());
+            }
+        };
     let (contents, done) = file.read_via_stream(0);
     let bytes = contents.collect().await;
     if let Err(e) = done.await {
@@ -160,14 +193,54 @@ async fn write(path: &str) -> Result<(), ()> {
     }
 }
 
+/// Looks `name` up through `wasi:sockets/ip-name-lookup@0.3.0`.
+async fn resolve(name: &str) -> Result<Vec<std::net::IpAddr>, String> {
+    let addresses = ip_name_lookup::resolve_addresses(name.to_string()).await.map_err(|e| format!("{e:?}"))?;
+    Ok(addresses
+        .into_iter()
+        .map(|address| match address {
+            IpAddress::Ipv4((a, b, c, d)) => std::net::IpAddr::from([a, b, c, d]),
+            IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => std::net::IpAddr::from([a, b, c, d, e, f, g, h]),
+        })
+        .collect())
+}
+
 async fn connect(target: &str) -> Result<(), ()> {
-    let Ok(std::net::SocketAddr::V4(addr)) = target.parse::<std::net::SocketAddr>() else {
-        eprint(&format!("not an IPv4 address: {target}\n")).await;
-        return Err(());
+    let addr = match target.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            let Some((host, Ok(port))) = target.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) else {
+                eprint(&format!("not HOST:PORT: {target}\n")).await;
+                return Err(());
+            };
+            match resolve(host).await.map(|a| a.into_iter().next()) {
+                Ok(Some(ip)) => std::net::SocketAddr::new(ip, port),
+                Ok(None) => {
+                    eprint(&format!("resolve {host}: no address\n")).await;
+                    return Err(());
+                }
+                Err(e) => {
+                    eprint(&format!("resolve {host}: {e}\n")).await;
+                    return Err(());
+                }
+            }
+        }
     };
-    let [a, b, c, d] = addr.ip().octets();
-    let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress { port: addr.port(), address: (a, b, c, d) });
-    let socket = match TcpSocket::create(IpAddressFamily::Ipv4) {
+    let (family, remote) = match addr {
+        std::net::SocketAddr::V4(v4) => {
+            let [a, b, c, d] = v4.ip().octets();
+            (IpAddressFamily::Ipv4, IpSocketAddress::Ipv4(Ipv4SocketAddress { port: v4.port(), address: (a, b, c, d) }))
+        }
+        std::net::SocketAddr::V6(v6) => {
+            let [a, b, c, d, e, f, g, h] = v6.ip().segments();
+            let address = (a, b, c, d, e, f, g, h);
+            (
+                IpAddressFamily::Ipv6,
+                IpSocketAddress::Ipv6(Ipv6SocketAddress { port: v6.port(), flow_info: 0, address, scope_id: 0 }),
+            )
+        }
+    };
+    let socket = match TcpSocket::create(family) {
         Ok(socket) => socket,
         Err(e) => {
             eprint(&format!("socket: {e:?}\n")).await;
@@ -181,6 +254,23 @@ async fn connect(target: &str) -> Result<(), ()> {
         }
         Err(e) => {
             eprint(&format!("connect {target}: {e:?}\n")).await;
+            Err(())
+        }
+    }
+}
+
+async fn symlink(target: &str, name: &str) -> Result<(), ()> {
+    let Some(dir) = first_preopen() else {
+        eprint("no preopened directory\n").await;
+        return Err(());
+    };
+    match dir.symlink_at(target.into(), name.into()).await {
+        Ok(()) => {
+            print("symlinked\n").await;
+            Ok(())
+        }
+        Err(e) => {
+            eprint(&format!("symlink {name} -> {target}: {e:?}\n")).await;
             Err(())
         }
     }

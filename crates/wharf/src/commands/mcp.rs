@@ -41,6 +41,11 @@ pub struct McpCommand {
     #[arg(long, value_name = "STYLE", default_value = "dotted")]
     tool_names: ToolNamesArg,
 
+    /// How long an instance held for a stateless client (protocol 2026-07-28) lives without a
+    /// call; its handles expire with it.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    handle_idle_timeout: Duration,
+
     /// Grants for every component (`--timeout` is per call, default 30s).
     #[command(flatten)]
     policy: PolicyArgs,
@@ -115,6 +120,7 @@ impl McpHttpArgs {
             unused_session_timeout: self.unused_session_timeout,
             session_idle_timeout: self.session_idle_timeout,
             bearer_token,
+            held_idle_timeout: Duration::from_secs(300),
         })
     }
 }
@@ -123,7 +129,8 @@ impl McpCommand {
     /// Loads, links and catalogs every component, then serves until stdin closes (stdio) or
     /// SIGINT/SIGTERM (HTTP).
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
-        let limits = self.http_limits.limits()?;
+        let mut limits = self.http_limits.limits()?;
+        limits.held_idle_timeout = self.handle_idle_timeout;
         if self.http.is_none() && self.http_limits.auth_token_env.is_some() {
             return Err(BadInput("--auth-token-env applies to --http only".into()).into());
         }
@@ -140,7 +147,7 @@ impl McpCommand {
         match self.http {
             None => {
                 tracing::info!("serving {count} tools on stdio");
-                wharf_mcp::serve_stdio(toolbox, loader).await?;
+                wharf_mcp::serve_stdio(toolbox, loader, self.handle_idle_timeout).await?;
             }
             Some(address) => {
                 let listener = tokio::net::TcpListener::bind(address)
@@ -236,25 +243,32 @@ impl ComponentLoader {
     }
 
     /// Loads every `[NAME=]COMPONENT[::POLICY]`; a bad input fails here, before anything is
-    /// served.
+    /// served. The components' directory grants are checked against each other first.
     async fn toolbox(&self, inputs: &[String], names: ToolNames) -> anyhow::Result<Arc<Toolbox>> {
-        let mut components = Vec::new();
+        let mut prepared = Vec::new();
         for input in inputs {
             let (name, input) = split_name(input);
             let (source, policy) = match input.split_once("::") {
                 Some((source, file)) => (source, self.base.clone().merge(read_policy_file(Path::new(file))?)),
                 None => (input, self.base.clone()),
             };
-            components.push(self.load_named(source, name, policy).await?);
+            prepared.push((name, source, self.sandbox(source, policy)?));
+        }
+        Sandbox::check_shared_dirs(prepared.iter().map(|(name, source, sandbox)| (name.unwrap_or(source), sandbox)))?;
+        let mut components = Vec::new();
+        for (name, source, sandbox) in prepared {
+            let loaded = self.pull.load(source).await?;
+            components.push(self.build(source, name, loaded, sandbox)?);
         }
         Ok(Arc::new(Toolbox::with_names(self.host.engine().clone(), names, components)))
     }
 
-    /// Loads `source` with tools named `name.*` (`Some("")`: no prefix), by default after its
-    /// file or repository name.
-    async fn load_named(&self, source: &str, name: Option<&str>, policy: Policy) -> anyhow::Result<ToolComponent> {
-        let loaded = self.pull.load(source).await?;
-        self.build(source, name, loaded, policy)
+    /// `policy` made ready for the component from `source` (a per-call timeout by default).
+    fn sandbox(&self, source: &str, mut policy: Policy) -> anyhow::Result<Sandbox> {
+        policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
+        Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
+            .map(|sandbox| sandbox.with_dns(crate::resolver::dns()))
+            .with_context(|| format!("component {source}"))
     }
 
     /// Builds the tools of `loaded`, named `name.*` (`Some("")`: no prefix), by default after
@@ -264,14 +278,11 @@ impl ComponentLoader {
         source: &str,
         name: Option<&str>,
         loaded: super::source::Loaded,
-        mut policy: Policy,
+        sandbox: Sandbox,
     ) -> anyhow::Result<ToolComponent> {
-        policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
-        let sandbox = Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
-            .map(|sandbox| sandbox.with_dns(crate::resolver::dns()))
-            .with_context(|| format!("component {source}"))?;
         loaded.check_declared_imports()?;
-        let (component, _) = self.host.load(&loaded.name, &loaded.bytes)?;
+        let (component, _) =
+            self.host.load_with(&loaded.name, &loaded.bytes, || crate::compile_notice::Notice::start(&loaded.name))?;
         let pre = self.host.prepare(source, &component)?;
         let name = match name {
             Some(name) => name.to_string(),
@@ -289,7 +300,10 @@ impl Loader for ComponentLoader {
                 Some(file) => super::source::Loaded { name: source.clone(), bytes: file, declared_imports: None },
                 None => self.pull.load(&source).await?,
             };
-            self.build(&source, None, loaded, self.base.clone())
+            // The flags' grants lie in every command-line component's policy too, so they were
+            // checked against theirs at start.
+            let sandbox = self.sandbox(&source, self.base.clone())?;
+            self.build(&source, None, loaded, sandbox)
         })
     }
 }

@@ -18,7 +18,8 @@ pub struct RegistryArgs {
     pub insecure: Vec<String>,
 
     /// How long to wait for a registry to connect, to send each piece of a response, and to
-    /// answer a token, ping or manifest request in full, e.g. `10s`.
+    /// answer a token, ping or manifest request in full (uploads: plus 1 s per 64 KiB), e.g.
+    /// `10s`.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
     pub registry_timeout: std::time::Duration,
 }

@@ -38,7 +38,8 @@ impl RunCommand {
         loaded.check_declared_imports()?;
 
         let host = super::new_host(&EngineOptions::default())?;
-        let (component, cache) = host.load(&loaded.name, &loaded.bytes)?;
+        let (component, cache) =
+            host.load_with(&loaded.name, &loaded.bytes, || crate::compile_notice::Notice::start(&loaded.name))?;
         tracing::debug!(component = %loaded.name, ?cache, "loaded");
         let command = host.prepare_command(&self.component, &component)?;
 

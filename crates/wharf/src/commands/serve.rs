@@ -136,6 +136,8 @@ impl ServeCommand {
                     .with_context(|| format!("component {}", c.name))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        // One component's read-write grant may not hold another's: it could rename it.
+        Sandbox::check_shared_dirs(app.components.iter().map(|c| c.name.as_str()).zip(&sandboxes))?;
 
         let max_memory = app.components.iter().map(|c| c.policy.memory_limit()).max().unwrap_or_default();
         let pool = PoolOptions { instances: self.max_concurrency, max_memory };
@@ -153,7 +155,8 @@ impl ServeCommand {
             };
             let loaded = self.pull.load(&input).await?;
             loaded.check_declared_imports()?;
-            let (component, _) = host.load(&loaded.name, &loaded.bytes)?;
+            let (component, _) =
+                host.load_with(&loaded.name, &loaded.bytes, || crate::compile_notice::Notice::start(&loaded.name))?;
             for trigger in app.messaging.iter().filter(|t| t.component == i) {
                 let pre = host.prepare(&spec.source, &component)?;
                 let trigger =
@@ -186,11 +189,7 @@ impl ServeCommand {
         };
         for trigger in triggers {
             let (engine, max) = (engine.clone(), self.max_concurrency as usize);
-            tokio::spawn(async move {
-                if let Err(e) = trigger.run(engine, max).await {
-                    tracing::error!("{e}");
-                }
-            });
+            tokio::spawn(trigger.run(engine, max));
         }
         let server = Server::new(engine, targets, app.router, options);
         server.serve(listener, shutdown_signal()).await;

@@ -1,6 +1,6 @@
-//! `wasi:blobstore` through `wharf run`, on the `fs` (default) and `memory` backends: every
-//! function, grants, escaping names, a 256 MiB object with bounded host memory, concurrent
-//! writers and readers.
+//! `wasi:blobstore` through `wharf run`, on the `fs` (default), `memory` and `s3` (a real moto
+//! server, `moto.rs`) backends: every function, grants, escaping names, a 256 MiB object with
+//! bounded host memory, concurrent writers and readers. `blobstore_s3.rs` has the S3-only cases.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,13 +9,15 @@ use test_programs_artifacts::BLOB_STORE;
 
 use crate::util::{Run, run, wharf};
 
+use crate::moto::Moto;
+
 /// A temp dir holding the data dir and a runtime config.
-struct Blob {
-    dir: tempfile::TempDir,
+pub struct Blob {
+    pub dir: tempfile::TempDir,
 }
 
 impl Blob {
-    fn new(config: &str) -> Self {
+    pub fn new(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("runtime.toml"), config).unwrap();
         Blob { dir }
@@ -29,13 +31,19 @@ impl Blob {
         Blob::new(&format!("[blobstore.stores.default]\ntype = \"memory\"\nquota = {quota}\n"))
     }
 
+    /// The store `default` in `bucket` (created) of `moto`.
+    pub fn s3(moto: &Moto, bucket: &str) -> Self {
+        moto.create_bucket(bucket);
+        Blob::new(&moto.store_config("default", bucket))
+    }
+
     /// The default fs store's directory.
     fn store(&self) -> PathBuf {
         self.dir.path().join("data/blobstore/default")
     }
 
     /// `wharf run --runtime-config .. --blob G.. blob_store ARGS`.
-    fn cmd(&self, grants: &[&str], args: &[&str]) -> Command {
+    pub fn cmd(&self, grants: &[&str], args: &[&str]) -> Command {
         let config = self.dir.path().join("runtime.toml");
         let mut all = vec!["run", "--runtime-config", config.to_str().unwrap()];
         for g in grants {
@@ -48,17 +56,21 @@ impl Blob {
         cmd
     }
 
-    fn run(&self, grants: &[&str], args: &[&str]) -> Run {
+    pub fn run(&self, grants: &[&str], args: &[&str]) -> Run {
         run(self.cmd(grants, args))
     }
 }
 
+/// Every function, and names that are odd but valid (kept exactly), on every backend.
 #[test]
 pub fn blob_store() {
-    for (backend, blob) in [("fs", Blob::fs()), ("memory", Blob::memory(1 << 20))] {
+    let moto = Moto::start();
+    for (backend, blob) in [("fs", Blob::fs()), ("memory", Blob::memory(1 << 20)), ("s3", Blob::s3(&moto, "every"))] {
         let out = blob.run(&["c1", "c2"], &["all", "c1", "c2"]);
         assert_eq!(out.code, 0, "{backend}: {out:?}");
         assert_eq!(out.stdout.trim(), "ok", "{backend}");
+        let out = blob.run(&["c"], &["names", "c"]);
+        assert_eq!((out.code, out.stdout.trim()), (0, "ok"), "{backend}: {out:?}");
     }
 }
 
@@ -139,36 +151,41 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// 256 MiB in through the body stream and out as an input stream, on `fs`: the wharf process's
-/// peak RSS stays far below the object's size.
-#[test]
-fn blobstore_256_mib_streams_with_bounded_memory() {
-    let blob = Blob::fs();
+/// `big C 256` (256 MiB written through the body stream, read back as a stream) under `blob`,
+/// sampling the wharf process's peak RSS; returns it in KiB.
+pub fn big_round_trip(blob: &Blob, backend: &str) -> u64 {
     let mut child =
         blob.cmd(&["big"], &["big", "big", "256"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let started = Instant::now();
     let mut peak = 0;
     while child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(300), "256 MiB round trip took over 5 minutes");
+        assert!(started.elapsed() < Duration::from_secs(300), "{backend}: 256 MiB round trip took over 5 minutes");
         peak = peak_rss_kib(child.id()).unwrap_or(peak).max(peak);
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.trim(), "ok", "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    eprintln!("blobstore 256 MiB: peak RSS of wharf {} MiB, {:?}", peak / 1024, started.elapsed());
+    assert_eq!(stdout.trim(), "ok", "{backend}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("blobstore {backend} 256 MiB: peak RSS of wharf {} MiB, {:?}", peak / 1024, started.elapsed());
     assert!(peak > 0, "VmHWM was never read");
-    assert!(peak < 128 * 1024, "peak RSS {} MiB: the value was buffered", peak / 1024);
-    assert_eq!(std::fs::metadata(blob.store().join("big/big")).unwrap().len(), 256 << 20);
+    assert!(peak < 128 * 1024, "{backend}: peak RSS {} MiB: the value was buffered", peak / 1024);
     // Nothing staged is left behind.
     assert_eq!(std::fs::read_dir(blob.dir.path().join("data/blobstore/.spool")).unwrap().count(), 0);
+    peak
 }
 
-/// 4 writers (each its own byte) and 4 readers on one object, in 8 processes sharing the fs
-/// store: every value a reader sees is one writer's, whole.
+/// 256 MiB in through the body stream and out as an input stream, on `fs`: the wharf process's
+/// peak RSS stays far below the object's size.
 #[test]
-fn blobstore_concurrent_writers_and_readers_see_whole_values() {
+fn blobstore_256_mib_streams_with_bounded_memory() {
     let blob = Blob::fs();
+    big_round_trip(&blob, "fs");
+    assert_eq!(std::fs::metadata(blob.store().join("big/big")).unwrap().len(), 256 << 20);
+}
+
+/// 4 writers (each its own byte) and 4 readers on one object, in 8 processes sharing the store
+/// `blob` configures: every value a reader sees is one writer's, whole.
+pub fn writers_and_readers(blob: &Blob) {
     blob.run(&["c"], &["write", "c", "x", "9", "256", "1"]).expect_code(0);
     let mut children = Vec::new();
     for i in 0..4u8 {
@@ -187,4 +204,9 @@ fn blobstore_concurrent_writers_and_readers_see_whole_values() {
         }
     }
     assert_eq!(reads, 160, "every read found the object");
+}
+
+#[test]
+fn blobstore_concurrent_writers_and_readers_see_whole_values() {
+    writers_and_readers(&Blob::fs());
 }

@@ -1,7 +1,10 @@
 //! Directory grants stay where they were granted: a directory renamed and replaced by a
-//! symlink between two requests does not move the grant, and grants that nest inside a
-//! read-write grant are refused.
-use test_programs_artifacts::{CLI_FS, HTTP_ECHO};
+//! symlink between two requests does not move the grant, grants that nest inside a read-write
+//! grant are refused (within one policy and across the components of `serve` and `mcp`), and a
+//! guest cannot plant a symlink that leads host tools out of its grant.
+use std::path::Path;
+
+use test_programs_artifacts::{CLI_FS, HTTP_ECHO, MCP_COUNTER, P3_CLI};
 
 use crate::util::{Served, assert_one_clean_error, get, run, wharf};
 
@@ -55,4 +58,115 @@ fn sandbox_nested_dir_grants_are_refused() {
     assert_eq!(out.expect_code(0).stdout, "ok: upload\n");
     let twice = format!("{}::/again", data.display());
     run(wharf(&["run", "--dir", &outer, "--dir", &twice, CLI_FS, "list", "/again"])).expect_code(0);
+}
+
+/// Where a symlink on the host leads, resolved by the host (as `tar`, a backup or a shell would).
+fn host_target(link: &Path) -> Option<std::path::PathBuf> {
+    std::fs::canonicalize(link).ok()
+}
+
+#[test]
+fn guest_symlinks_cannot_leave_the_grant() {
+    let root = fixture();
+    let data = root.path().join("a/data");
+    let grant = format!("{}::/data", data.display());
+    let p2 = |args: &[&str]| {
+        let mut all = vec!["run", "--dir", &grant, CLI_FS];
+        all.extend(args);
+        run(wharf(&all))
+    };
+    let p3 = |args: &[&str]| {
+        let mut all = vec!["run", "--dir", &grant, P3_CLI];
+        all.extend(args);
+        run(wharf(&all))
+    };
+    p2(&["mkdir", "/data/deep/er"]).expect_code(0);
+    // Absolute targets, `..` anywhere (even one that stays inside where it is created: moved
+    // up a level it would not), and an empty target are refused, by both WASI generations.
+    let refused = ["../../outside.txt", "../x", "deep/../../outside.txt", "/etc/passwd", "..", "a/..", ""];
+    for (i, target) in refused.iter().enumerate() {
+        for name in [format!("up{i}"), format!("deep/er/up{i}")] {
+            let out = p2(&["symlink", target, &name]).expect_code(1);
+            assert!(out.stdout.contains("not-permitted"), "0.2 {target:?}: {}", out.stdout);
+            let out = p3(&["symlink", target, &name]).expect_code(1);
+            assert!(out.stderr.contains("NotPermitted"), "0.3 {target:?}: {}", out.stderr);
+            assert!(std::fs::symlink_metadata(data.join(&name)).is_err(), "{name} -> {target:?} was created");
+        }
+    }
+    // Plain relative targets work, and stay inside wherever the guest moves them.
+    assert_eq!(p2(&["symlink", "uploads/file.txt", "ok2"]).expect_code(0).stdout, "ok: symlinked\n");
+    assert_eq!(p3(&["symlink", "./uploads", "ok3"]).expect_code(0).stdout, "symlinked\n");
+    assert_eq!(p2(&["read", "/data/ok2"]).expect_code(0).stdout, "ok: upload\n");
+    assert_eq!(p2(&["symlink", "er", "deep/link"]).expect_code(0).stdout, "ok: symlinked\n");
+    p2(&["rename", "/data/deep/link", "/data/moved"]).expect_code(0);
+    p2(&["link", "/data/ok2", "/data/deep/er/hard"]).expect_code(0);
+    for name in ["ok2", "ok3", "moved", "deep/er/hard"] {
+        let target = host_target(&data.join(name));
+        assert!(
+            target.as_ref().is_none_or(|t| t.starts_with(data.canonicalize().unwrap())),
+            "{name} leads to {target:?}"
+        );
+    }
+    // A grant's root cannot be renamed by its guest.
+    p2(&["rename", "/data", "/data/deep/root"]).expect_code(1);
+    p2(&["rename", "/data/.", "/data/deep/root"]).expect_code(1);
+    assert!(data.join("uploads/file.txt").exists());
+}
+
+/// A `wharf.toml` serving `a` (read-write `data`) and `b` (a grant `b_dir`).
+fn two_components(root: &Path, b_dir: &str) -> std::path::PathBuf {
+    let manifest = root.join("wharf.toml");
+    let text = format!(
+        r#"
+        [[trigger.http]]
+        route = "/a"
+        component = "a"
+        [[trigger.http]]
+        route = "/..."
+        component = "b"
+        [component.a]
+        source = "{HTTP_ECHO}"
+        dirs = ["a/data::/data"]
+        [component.b]
+        source = "{HTTP_ECHO}"
+        dirs = ["{b_dir}"]
+        "#
+    );
+    std::fs::write(&manifest, text).unwrap();
+    manifest
+}
+
+#[test]
+fn grants_overlapping_across_components_are_refused() {
+    let root = fixture();
+    std::os::unix::fs::symlink("a/data/uploads", root.path().join("alias")).unwrap();
+    // serve: b's grant inside a's read-write one (directly, read-only, through a symlink).
+    for b_dir in ["a/data/uploads::/uploads", "a/data/uploads::/uploads:ro", "alias::/up"] {
+        let manifest = two_components(root.path(), b_dir);
+        let out = run(wharf(&["serve", "--listen", "127.0.0.1:0", manifest.to_str().unwrap()])).expect_code(2);
+        assert_one_clean_error(&out, "component b's directory");
+        assert!(out.stderr.contains("inside component a's read-write directory"), "{}", out.stderr);
+    }
+    // The same directory for both, read-write too, is shared, not nested: allowed.
+    let manifest = two_components(root.path(), "a/data::/shared");
+    let server = Served::start(&[manifest.to_str().unwrap()]);
+    assert_eq!(get(&server.url("/read?path=/shared/uploads/file.txt")), (200, "upload".to_string()));
+    drop(server);
+
+    // mcp: each component's `::POLICY` grants, checked against each other before serving.
+    let policy = |name: &str, dirs: &str| {
+        let path = root.path().join(name);
+        std::fs::write(&path, format!("dirs = [\"{dirs}\"]\n")).unwrap();
+        format!("{}::{}", MCP_COUNTER, path.display())
+    };
+    let data = root.path().join("a/data");
+    let outer = policy("outer.toml", &format!("{}::/data", data.display()));
+    let inner = policy("inner.toml", &format!("{}::/uploads:ro", data.join("uploads").display()));
+    let out = run(wharf(&["mcp", &format!("one={outer}"), &format!("two={inner}")])).expect_code(2);
+    assert_one_clean_error(&out, "component two's directory");
+    assert!(out.stderr.contains("inside component one's read-write directory"), "{}", out.stderr);
+    let outer_ro = policy("outer-ro.toml", &format!("{}::/data:ro", data.display()));
+    // Accepted: it starts serving stdio (and stops at the closed stdin).
+    let out = run(wharf(&["mcp", &format!("one={outer_ro}"), &format!("two={inner}")]));
+    assert!(out.code != 2 && !out.stderr.contains("lies inside"), "{}", out.stderr);
 }

@@ -2,18 +2,23 @@
 //! `crates/test-programs`.
 mod bad_input;
 mod blobstore;
+mod blobstore_s3;
 mod cache;
 mod config;
 mod credentials;
 mod dirs;
 mod exhaustion;
 mod hostile;
+mod interop;
+mod jetstream;
 mod keyvalue;
 mod mcp;
 mod messaging;
+mod moto;
 mod net;
 mod oci;
 mod p3;
+mod p3_stream;
 mod redis;
 mod registry;
 mod registry_limits;
@@ -26,7 +31,7 @@ mod util;
 #[allow(unused_imports)]
 use self::{
     bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, messaging::*, net::*, oci::*,
-    p3::*, run::*, sandbox::*, serve::*,
+    p3::*, p3_stream::*, run::*, sandbox::*, serve::*,
 };
 macro_rules! assert_guest_has_test {
     ($name:ident) => {

@@ -39,6 +39,13 @@ fn mcp_malformed_requests() {
     pytest("test_hostile.py");
 }
 
+/// Protocol 2026-07-28 with the Python SDK's own negotiation (`server/discover`, no fallback),
+/// handles without sessions, and what a hostile stateless client tries.
+#[test]
+fn mcp_stateless_clients() {
+    pytest("test_modern.py");
+}
+
 /// The TypeScript SDK over stdio: every tool of `mcp_types` and `mcp_counter`, results checked
 /// by the SDK's own (draft-07) output-schema validation (`tests/mcp-js/sdk.mjs`).
 #[test]

@@ -16,19 +16,31 @@ pub struct NatsServer {
     child: Child,
     pub port: u16,
     dir: tempfile::TempDir,
+    args: Vec<String>,
 }
 
 impl NatsServer {
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        NatsServer { child: Self::spawn(port, dir.path()), port, dir }
+        Self::start_on(free_port())
     }
 
-    fn spawn(port: u16, dir: &Path) -> Child {
+    /// A server on `port` (one a client was told about before it was up).
+    pub fn start_on(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    /// A server on `port` with more command-line `args` (`--user`, `--pass`).
+    pub fn start_with(port: u16, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        NatsServer { child: Self::spawn(port, dir.path(), &args), port, dir, args }
+    }
+
+    fn spawn(port: u16, dir: &Path, args: &[String]) -> Child {
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(dir)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -42,11 +54,11 @@ impl NatsServer {
     }
 
     /// Kills the server, runs `meanwhile`, and starts it again on the same port and store.
-    fn restart_after(&mut self, meanwhile: impl FnOnce()) {
+    pub fn restart_after(&mut self, meanwhile: impl FnOnce()) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         meanwhile();
-        self.child = Self::spawn(self.port, self.dir.path());
+        self.child = Self::spawn(self.port, self.dir.path(), &self.args);
     }
 
     pub fn url(&self) -> String {
@@ -126,7 +138,7 @@ timeout = "10s"
     }
 }
 
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) {
+pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "condition not met within {limit:?}");

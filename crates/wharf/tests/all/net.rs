@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use test_programs_artifacts::{CLI_NET, HTTP_ECHO};
+use test_programs_artifacts::{CLI_NET, HTTP_ECHO, P3_CLI};
 
 use crate::util::{Run, Served, get, run, wharf};
 
@@ -73,6 +73,64 @@ fn lookups_only_of_granted_names() {
     cli_net(&log, &grants, "resolve", "Public.Test.").expect_code(0);
     let queries = std::fs::read_to_string(&log).unwrap();
     assert_eq!(queries, "public.test\nmixed.test\npublic.test\n", "only granted names may be queried");
+}
+
+/// `wharf run --timeout 10s [--allow-net G]... p3_cli COMMAND TARGET`: the WASI 0.3 twin of
+/// [`cli_net`] (`ip-name-lookup@0.3`, `wasi:sockets@0.3`).
+fn p3_net(log: &Path, grants: &[&str], command: &str, target: &str) -> Run {
+    let mut args = vec!["run", "--timeout", "10s"];
+    for grant in grants {
+        args.extend(["--allow-net", grant]);
+    }
+    args.extend([P3_CLI, command, target]);
+    run(wharf_resolving(log, &args))
+}
+
+#[track_caller]
+fn assert_p3_denied(out: Run, code: &str) {
+    assert_eq!(out.code, 1, "expected a denial; stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains(code), "expected {code}: {}", out.stderr);
+}
+
+#[test]
+fn p3_lookups_only_of_granted_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("queries");
+    let grants = ["public.test:443", "mixed.test:443"];
+    assert_eq!(p3_net(&log, &grants, "resolve", "public.test").expect_code(0).stdout, "93.184.216.34\n");
+    for name in ["evil.test", "localhost", "secret-data.public.test", "api.test", "PUBLIC.test.evil.test"] {
+        assert_p3_denied(p3_net(&log, &grants, "resolve", name), "AccessDenied");
+    }
+    assert_p3_denied(p3_net(&log, &grants, "resolve", "bad name!"), "InvalidArgument");
+    // No grant at all: no lookup either.
+    assert_p3_denied(p3_net(&log, &[], "resolve", "public.test"), "AccessDenied");
+    assert_eq!(p3_net(&log, &grants, "resolve", "mixed.test").expect_code(0).stdout, "93.184.216.36\n");
+    p3_net(&log, &grants, "resolve", "Public.Test.").expect_code(0);
+    let queries = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(queries, "public.test\nmixed.test\npublic.test\n", "only granted names may be queried");
+}
+
+#[test]
+fn p3_names_never_reach_internal_addresses() {
+    let port = pong_server();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("queries");
+    for (name, grant) in [
+        ("localhost", format!("localhost:{port}")),
+        ("api.test", format!("api.test:{port}")),
+        ("mapped.test", format!("mapped.test:{port}")),
+        ("a.wild.test", "*.wild.test".to_string()),
+    ] {
+        // The name resolves only to 127.0.0.1: a name rule gives no address.
+        assert_p3_denied(p3_net(&log, &[&grant], "connect", &format!("{name}:{port}")), "NameUnresolvable");
+        // An address rule grants it explicitly; the looked-up address is then connectable.
+        let address = format!("127.0.0.1:{port}");
+        let out = p3_net(&log, &[&grant, &address], "connect", &format!("{name}:{port}")).expect_code(0);
+        assert_eq!(out.stdout, "connected\n");
+    }
+    // Granted by name, an internal address is reachable neither directly nor by the name.
+    assert_p3_denied(p3_net(&log, &["meta.test:80"], "connect", "169.254.169.254:80"), "AccessDenied");
+    assert_p3_denied(p3_net(&log, &["meta.test:80"], "connect", "meta.test:80"), "NameUnresolvable");
 }
 
 #[test]

@@ -248,6 +248,8 @@ pub enum Reply {
     /// `200 OK` with a chunked body that repeats `chunk` until `total` bytes or the client
     /// leaves, waiting `pause` between chunks (a slow or endless answer).
     Stream { chunk: Vec<u8>, total: usize, pause: Duration },
+    /// The same stream under another status line (an endless error body).
+    StreamStatus(&'static str, Vec<u8>, usize, Duration),
     /// Read the request, then say nothing for `hold` (a registry that never answers).
     Silence(Duration),
 }
@@ -310,27 +312,33 @@ fn serve_one(mut stream: TcpStream, log: &std::sync::Mutex<Vec<Seen>>, reply: &d
             let _ = stream.write_all(format!("{head}\r\n").as_bytes());
             let _ = stream.write_all(&body);
         }
-        Reply::Stream { chunk, total, pause } => {
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
-                        Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-            if stream.write_all(head.as_bytes()).is_err() {
-                return;
-            }
-            let mut sent = 0;
-            while sent < total {
-                let piece = format!("{:x}\r\n", chunk.len());
-                let ok = stream
-                    .write_all(piece.as_bytes())
-                    .and_then(|_| stream.write_all(&chunk))
-                    .and_then(|_| stream.write_all(b"\r\n"));
-                if ok.is_err() {
-                    return; // the client went away
-                }
-                sent += chunk.len();
-                std::thread::sleep(pause);
-            }
-            let _ = stream.write_all(b"0\r\n\r\n");
-        }
+        Reply::Stream { chunk, total, pause } => stream_body(stream, "200 OK", chunk, total, pause),
+        Reply::StreamStatus(status, chunk, total, pause) => stream_body(stream, status, chunk, total, pause),
         Reply::Silence(hold) => std::thread::sleep(hold),
     }
+}
+
+/// Answers `status` with a chunked body repeating `chunk` until `total` bytes or the client leaves.
+fn stream_body(mut stream: TcpStream, status: &str, chunk: Vec<u8>, total: usize, pause: Duration) {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let mut sent = 0;
+    while sent < total {
+        let piece = format!("{:x}\r\n", chunk.len());
+        let ok = stream
+            .write_all(piece.as_bytes())
+            .and_then(|_| stream.write_all(&chunk))
+            .and_then(|_| stream.write_all(b"\r\n"));
+        if ok.is_err() {
+            return; // the client went away
+        }
+        sent += chunk.len();
+        std::thread::sleep(pause);
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
 }

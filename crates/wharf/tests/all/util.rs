@@ -110,7 +110,8 @@ impl Served {
                 log.push('\n');
             }
         });
-        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        // Long enough for the first compile of a 20 MB Python component in a debug build.
+        match rx.recv_timeout(std::time::Duration::from_secs(600)) {
             Ok(base) => Served { child, base, log },
             Err(_) => {
                 let _ = child.kill();
