@@ -16,10 +16,16 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
 echo "| part of \`$(basename "$bin")\` | MB |"
 echo "|---|---:|"
 readelf -SW "$bin" | awk '
+    # Hex to a number; strtonum is gawk only (Debian ships mawk).
+    function hex(s,    i, n) {
+        n = 0; s = tolower(s)
+        for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+        return n
+    }
     # Section lines: "[Nr] Name Type Address Off Size ..."; the size is hex.
     match($0, /\] +[^ ]+ +[A-Z_]+ +[0-9a-f]+ +[0-9a-f]+ +[0-9a-f]+/) {
         split(substr($0, RSTART + 1, RLENGTH), f, / +/)
-        name = f[2]; size = strtonum("0x" f[6])
+        name = f[2]; size = hex(f[6])
         if (name ~ /^\.text|^\.init|^\.fini|^\.plt/) part = "code (.text)"
         else if (name ~ /^\.eh_frame|^\.gcc_except_table/) part = "unwind tables (.eh_frame, ...)"
         else if (name ~ /^\.debug_|^\.zdebug_/) part = "debug info left in the binary (.debug_*, compressed)"
