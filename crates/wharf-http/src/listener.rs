@@ -8,6 +8,11 @@
 //!   cap, a new connection closes the least recently active *idle* one (no request in the
 //!   service, no response body streaming); if every one is busy, the new one is closed. Slow
 //!   or idle clients therefore never lock out a new client.
+//! - **Write timeout**: a client that accepts no response bytes for
+//!   [`ListenerOptions::write_timeout`] while wharf has some to send is disconnected. A response
+//!   in progress marks its connection busy (never closed to make room), so without this a client
+//!   that asks for large responses and never reads them held its connections for ever, and
+//!   [`ListenerOptions::max_connections`] of them locked every other client out.
 //! - **Accept errors** (EMFILE: out of file descriptors) free an idle connection and back off;
 //!   the warning is logged at most once a second with a count of the ones suppressed.
 use std::collections::HashMap;
@@ -35,11 +40,91 @@ pub struct ListenerOptions {
     /// Time to receive a request's headers, counted from the connection opening or the
     /// previous response ending (hence also the keep-alive idle timeout).
     pub header_timeout: Duration,
+    /// How long a write to the client may make no progress (the client reads nothing) before
+    /// the connection is closed.
+    pub write_timeout: Duration,
 }
 
 impl Default for ListenerOptions {
     fn default() -> Self {
-        ListenerOptions { max_connections: 512, header_timeout: Duration::from_secs(10) }
+        ListenerOptions {
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A connection's stream whose writes fail once one has been pending (the client's receive
+/// window full) for `timeout` without any progress. hyper has no write timeout of its own.
+struct WriteDeadline<S> {
+    inner: S,
+    timeout: Duration,
+    // Armed when a write or flush first returns `Pending`, disarmed by any progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        WriteDeadline { inner, timeout, stalled: None }
+    }
+
+    /// Passes a ready result through (disarming the timer); on `Pending`, fails once the stall
+    /// has lasted `timeout` (the timer's waker is `cx`'s, so it is polled again then).
+    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing for {timeout:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, poll)
     }
 }
 
@@ -241,7 +326,7 @@ where
             .timer(TokioTimer::new())
             .header_read_timeout(options.header_timeout)
             .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), handler);
+            .serve_connection(TokioIo::new(WriteDeadline::new(stream, options.write_timeout)), handler);
         let connection = graceful.watch(connection);
         let connections = connections.clone();
         spawn(Box::pin(async move {

@@ -128,7 +128,9 @@ impl HandlerState for PoolState {
         let sandbox = &target.sandbox;
         let args = [target.name.clone()];
         let failed = |e: RunError| wasmtime::Error::new(Failure::from_run_error(e));
-        let mut store = sandbox.store(&self.engine, &args, Stdio::InheritOutput).map_err(|e| failed(e.into()))?;
+        // Guest output becomes labelled, escaped, bounded `wharf::guest` lines, as for 0.2: written
+        // to wharf's own stderr it could forge the access log (and flood it without bound).
+        let mut store = sandbox.store(&self.engine, &args, Stdio::Log).map_err(|e| failed(e.into()))?;
         let instantiate = async |store: &mut Store<HostState>| target.pre.instantiate_async(store).await;
         let proxy = sandbox.call(&mut store, instantiate).await.map_err(failed)?;
         // A reused instance outlives any one request: time is bounded per request below, not

@@ -9,32 +9,90 @@ version_common!();
 impl store::HostBucket for KeyValue<'_> {
     bucket_methods!();
 
-    /// Every key from offset `cursor` on, sorted, in one response (this draft's cursor is a
-    /// number, which cannot carry the backends' cursors).
+    /// Up to [`DRAFT_PAGE_SIZE`] keys from offset `cursor` on, and the offset of the next page
+    /// when there are more. This draft's cursor is a number, so the backend's pages are walked
+    /// from the start. A bucket of at most [`DRAFT_SORTED_KEYS`] keys is listed sorted and
+    /// without the duplicates a Redis SCAN may return (stable offsets); a larger one in the
+    /// backend's order, counted, keeping only the page returned (memory and redb list in key
+    /// order; with Redis, keys written between calls may be repeated or missed). Before, every
+    /// key of the bucket was gathered in host memory on each call.
     async fn list_keys(&mut self, bucket: Resource<Bucket>, cursor: Option<u64>) -> Result<store::KeyResponse> {
         let b = self.bucket(&bucket)?;
-        let mut keys = Vec::new();
+        let skip = cursor.unwrap_or(0);
+        let mut walked = Vec::new();
         let mut next: Option<String> = None;
         loop {
             match b.store.list_keys(&b.name, next.as_deref()).await {
                 Ok(page) => {
-                    keys.extend(page.keys);
+                    walked.extend(page.keys);
                     next = page.cursor;
                 }
                 Err(e) => return Ok(Err(store::Error::Other(e.0))),
             }
-            if next.is_none() {
+            if next.is_none() || walked.len() > DRAFT_SORTED_KEYS {
                 break;
             }
         }
-        // Sorted (and without the duplicates a Redis SCAN may return) so offsets are stable.
-        keys.sort();
-        keys.dedup();
-        let skip = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX).min(keys.len());
-        keys.drain(..skip);
-        Ok(Ok(store::KeyResponse { keys, cursor: None }))
+        if next.is_none() {
+            walked.sort();
+            walked.dedup();
+            let start = usize::try_from(skip).unwrap_or(usize::MAX).min(walked.len());
+            let end = start.saturating_add(DRAFT_PAGE_SIZE).min(walked.len());
+            let cursor = (end < walked.len()).then_some(end as u64);
+            return Ok(Ok(store::KeyResponse { keys: walked.drain(start..end).collect(), cursor }));
+        }
+        let mut page = Page { skip, seen: 0, keys: Vec::new() };
+        if page.take(walked) {
+            return Ok(Ok(page.response(true)));
+        }
+        while let Some(cursor) = next {
+            match b.store.list_keys(&b.name, Some(&cursor)).await {
+                Ok(more) => {
+                    if page.take(more.keys) {
+                        return Ok(Ok(page.response(true)));
+                    }
+                    next = more.cursor;
+                }
+                Err(e) => return Ok(Err(store::Error::Other(e.0))),
+            }
+        }
+        Ok(Ok(page.response(false)))
     }
 }
+
+/// The page of a large bucket's walk that one `list-keys` call returns.
+struct Page {
+    skip: u64,
+    seen: u64,
+    keys: Vec<String>,
+}
+
+impl Page {
+    /// Counts the walk's next keys, keeping those of the page; true once a key past the page
+    /// is seen (there are more).
+    fn take(&mut self, keys: Vec<String>) -> bool {
+        for key in keys {
+            if self.keys.len() == DRAFT_PAGE_SIZE {
+                return true;
+            }
+            if self.seen >= self.skip {
+                self.keys.push(key);
+            }
+            self.seen += 1;
+        }
+        false
+    }
+
+    fn response(self, more: bool) -> store::KeyResponse {
+        store::KeyResponse { cursor: more.then_some(self.seen), keys: self.keys }
+    }
+}
+
+/// Buckets of at most this many keys are listed sorted (see `list-keys`).
+pub const DRAFT_SORTED_KEYS: usize = 10_000;
+
+/// The most keys one `list-keys` of this draft returns.
+pub const DRAFT_PAGE_SIZE: usize = 1_000;
 
 impl atomics::Host for KeyValue<'_> {
     async fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: u64) -> Result<u64> {

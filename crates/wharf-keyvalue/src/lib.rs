@@ -101,6 +101,7 @@ macro_rules! batch_writes {
 }
 
 mod backend;
+mod bounded;
 mod capability;
 mod draft;
 mod draft2;
@@ -115,8 +116,9 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 pub use backend::{Backend, BoxFuture, KeyPage, LIST_PAGE_SIZE, StoreError, StoreResult};
+pub use bounded::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 pub use capability::{KeyValueCapability, KeyValueConfig, KvGrant};
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_MEMORY_QUOTA, MemoryStore};
 pub use redb_store::RedbStore;
 pub use redis_store::RedisStore;
 pub use stores::{DEFAULT_STORE, StoreConfig, Stores};
@@ -162,9 +164,10 @@ impl KeyValueCtx {
         Self::default()
     }
 
-    /// Lets the component open `bucket`, kept in `store`.
+    /// Lets the component open `bucket`, kept in `store`. Keys and values the guest passes are
+    /// held to [`MAX_KEY_BYTES`] and [`MAX_VALUE_BYTES`] before `store` sees them.
     pub fn grant(&mut self, bucket: impl Into<String>, store: Arc<dyn Backend>) -> &mut Self {
-        self.buckets.insert(bucket.into(), store);
+        self.buckets.insert(bucket.into(), Arc::new(bounded::Bounded(store)));
         self
     }
 

@@ -27,6 +27,7 @@ pub const DEFAULT_STORE: &str = "default";
 ///
 /// [keyvalue.stores.scratch]
 /// type = "memory"
+/// quota = 67108864   # bytes of keys and values at most (the default, 64 MiB)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -37,7 +38,11 @@ pub enum StoreConfig {
         path: PathBuf,
     },
     /// A process-local map, lost at exit.
-    Memory,
+    Memory {
+        /// The most bytes its keys and values may hold (default 64 MiB).
+        #[serde(default = "default_quota")]
+        quota: u64,
+    },
     /// A Redis server.
     Redis {
         /// `redis://[user:password@]host[:port][/db]` (or `rediss://`).
@@ -45,12 +50,16 @@ pub enum StoreConfig {
     },
 }
 
+fn default_quota() -> u64 {
+    crate::memory::DEFAULT_MEMORY_QUOTA
+}
+
 impl StoreConfig {
     /// Builds the backend; nothing is opened or connected until first use.
     pub fn build(&self, name: &str) -> Result<Arc<dyn Backend>, StoreError> {
         Ok(match self {
             StoreConfig::Redb { path } => Arc::new(RedbStore::new(name, path)),
-            StoreConfig::Memory => Arc::new(MemoryStore::new()),
+            StoreConfig::Memory { quota } => Arc::new(MemoryStore::with_quota(*quota)),
             StoreConfig::Redis { url } => Arc::new(RedisStore::new(name, url)?),
         })
     }

@@ -347,7 +347,8 @@ pub async fn serve_http(
             }
         })
     };
-    let gate = Arc::new(Gate { service, sessions, token: limits.bearer_token.clone() });
+    let body_timeout = limits.listener.header_timeout;
+    let gate = Arc::new(Gate { service, sessions, token: limits.bearer_token.clone(), body_timeout });
     let handler = move |request| {
         let gate = gate.clone();
         async move { gate.route(request).await }
@@ -364,6 +365,10 @@ struct Gate {
     service: StreamableHttpService<McpHandler, LocalSessionManager>,
     sessions: Arc<Sessions>,
     token: Option<String>,
+    /// Time a POST's JSON-RPC body has to arrive once its headers have (`--header-timeout`):
+    /// the body is read before anything else sees the request, and a client that trickles it
+    /// must not keep its connection busy (never closed to make room) for ever.
+    body_timeout: Duration,
 }
 
 impl Gate {
@@ -384,11 +389,20 @@ impl Gate {
         // A body that is not a JSON-RPC message gets 400 and a JSON-RPC error (rmcp: 415, plain
         // text), before it can cost a session.
         let (request, initialize) = if request.method() == hyper::Method::POST && is_json(&request) {
-            match jsonrpc::check_post(request).await {
-                Ok(checked) => {
+            match tokio::time::timeout(self.body_timeout, jsonrpc::check_post(request)).await {
+                Ok(Ok(checked)) => {
                     (checked.request.map(|body| body.map_err(|never| match never {}).boxed()), checked.initialize)
                 }
-                Err(response) => return response,
+                Ok(Err(response)) => return response,
+                Err(_) => {
+                    let slow = format!("the request body did not arrive within {:?}\n", self.body_timeout);
+                    let mut response = plain(StatusCode::REQUEST_TIMEOUT, slow);
+                    // The rest of the body may still be on its way: do not wait to read it.
+                    response
+                        .headers_mut()
+                        .insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                    return response;
+                }
             }
         } else {
             (request.map(|body| body.boxed()), false)

@@ -5,6 +5,10 @@
 //! - `get BUCKET KEY`, `set BUCKET KEY VALUE`: one call; `get` prints the value or `<none>`.
 //! - `pairs BUCKET N`: N times `set-many [x=i, y=i]` (one transaction on redb); prints `done`.
 //! - `bench BUCKET N`: times N increments, N sets and N gets; prints ops/s for each.
+//! - `limits BUCKET`: keys of 256 and 257 bytes, values of 1 MiB and 1 MiB + 1, through `set`,
+//!   `set-many`, CAS `swap` and `increment`; prints one line per attempt (`ok` or the error).
+//! - `fill BUCKET`: sets 64 KiB values under new keys until the store refuses one; prints how
+//!   many were stored and the error.
 //!
 //! Any store error is printed as `error: VARIANT` on stdout and exits with 1.
 use std::process::exit;
@@ -27,6 +31,38 @@ fn fail(e: Error) -> ! {
         Error::Other(message) => println!("error: other({message})"),
     }
     exit(1)
+}
+
+fn describe(e: Error) -> String {
+    match e {
+        Error::NoSuchStore => "no-such-store".into(),
+        Error::AccessDenied => "access-denied".into(),
+        Error::Other(message) => format!("other({message})"),
+    }
+}
+
+/// Tries the key and value limits every way a value gets in; prints each outcome.
+fn limits(bucket: &Bucket) {
+    let show = |what: &str, result: Result<(), Error>| {
+        println!("{what}: {}", result.map_or_else(describe, |()| "ok".into()));
+    };
+    let (key, long_key) = ("k".repeat(256), "k".repeat(257));
+    let (value, big_value) = (vec![1u8; 1 << 20], vec![1u8; (1 << 20) + 1]);
+    show("set 256-byte key", bucket.set(&key, b"v"));
+    show("set 257-byte key", bucket.set(&long_key, b"v"));
+    show("get 257-byte key", bucket.get(&long_key).map(drop));
+    show("set 1 MiB value", bucket.set("v", &value));
+    show("set 1 MiB + 1 value", bucket.set("v", &big_value));
+    show("set-many 1 MiB + 1 value", batch::set_many(bucket, &[("w".into(), big_value.clone())]));
+    show("increment 257-byte key", atomics::increment(bucket, &long_key, 1).map(drop));
+    let swap = Cas::new(bucket, "v").map(|cas| match atomics::swap(cas, &big_value) {
+        Err(CasError::StoreError(e)) => Err(e),
+        Err(CasError::CasFailed(_)) => Err(Error::Other("cas-failed".into())),
+        Ok(()) => Ok(()),
+    });
+    show("swap 1 MiB + 1 value", swap.and_then(|r| r));
+    let stored = bucket.get("v").map(|v| v.map_or(0, |v| v.len()));
+    println!("stored value: {} bytes", stored.unwrap_or_else(|e| fail(e)));
 }
 
 fn ok<T>(result: Result<T, Error>) -> T {
@@ -62,6 +98,17 @@ fn main() {
             println!("done");
         }
         "bench" => bench(&bucket, arg(3).parse().expect("N")),
+        "limits" => limits(&bucket),
+        "fill" => {
+            let mut stored = 0;
+            let error = loop {
+                if let Err(e) = bucket.set(&format!("fill-{stored}"), &vec![7u8; 64 * 1024]) {
+                    break e;
+                }
+                stored += 1;
+            };
+            println!("stored {stored}, then: {}", describe(error));
+        }
         other => panic!("unknown command {other}"),
     }
 }

@@ -11,8 +11,9 @@
 //!   first (`ip-name-lookup`) and its first address used.
 //! - `resolve NAME`: looks NAME up, prints the addresses (space-separated).
 //! - `symlink TARGET NAME`: creates symlink NAME -> TARGET in the first preopen.
-//! - `lookups NAME N`: N concurrent lookups of NAME; after 500 ms prints how many had failed at
-//!   once (`refused K`) and returns, leaving the rest behind.
+//! - `lookups NAME N [PATH]`: N concurrent lookups of NAME; after 500 ms prints how many had
+//!   failed at once (`refused K`), then (with PATH) reads that file of the first preopen while
+//!   the rest are still pending, and returns, leaving them behind.
 //! - `exit N`: exits with code N.
 //! - `spin`: four async tasks that compute forever (only a timeout ends them).
 //! - `hog`: allocates 1 MiB at a time from spawned tasks, forever.
@@ -73,6 +74,9 @@ impl wasip3::exports::cli::run::Guest for Cli {
                 }
                 monotonic_clock::wait_for(500_000_000).await;
                 print(&format!("refused {}\n", refused.get())).await;
+                if !arg(4).is_empty() {
+                    return read(arg(4)).await;
+                }
             }
             "exit" => exit::exit_with_code(arg(2).parse().unwrap_or(1)),
             "spin" => spin().await,

@@ -11,7 +11,9 @@
 //! - hostile: `/pending` (never answers), `/forever` (a body that never ends), `/unclosed`
 //!   (a body stream never closed), `/drop` (drops the body stream mid-transfer with an error),
 //!   `/swarm?N` (N concurrent subtasks), `/spawn-pending` (answers, but leaves a task that never
-//!   finishes), `/trap`, `/spin`, `/hog`.
+//!   finishes), `/trap`, `/spin`, `/hog`, `/forge-log` (writes lines to stdout and stderr, through
+//!   `wasi:cli@0.3` streams, that imitate wharf's access log with a carriage return and terminal
+//!   escapes, then 1 MiB more).
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,9 +76,35 @@ impl wasip3::exports::http::handler::Guest for Service {
                     yield_async().await;
                 }
             }
+            "/forge-log" => {
+                let forged = "2026-12-01T00:00:00.000000Z  INFO wharf::access: GET /admin 200 - 0.100ms";
+                let mut out = format!("\r\x1b[2K{forged}\n").into_bytes();
+                out.extend(std::iter::repeat_n(b'f', 1 << 20));
+                write_to(wasip3::cli::stdout::write_via_stream, out).await;
+                write_to(
+                    wasip3::cli::stderr::write_via_stream,
+                    format!("{forged}\nsecond line\x1b[31m\n").into_bytes(),
+                )
+                .await;
+                Ok(text(200, "forged".into()))
+            }
             _ => Ok(text(404, format!("no such path {path}\n"))),
         }
     }
+}
+
+/// Writes `bytes` to stdout or stderr (`write_via_stream` of either) and waits until done.
+async fn write_to(
+    write_via_stream: fn(
+        wasip3::wit_bindgen::StreamReader<u8>,
+    ) -> wasip3::wit_bindgen::FutureReader<Result<(), wasip3::cli::types::ErrorCode>>,
+    bytes: Vec<u8>,
+) {
+    let (mut tx, rx) = wit_stream::new();
+    let done = write_via_stream(rx);
+    tx.write_all(bytes).await;
+    drop(tx);
+    let _ = done.await;
 }
 
 fn text(status: u16, body: String) -> Response {

@@ -78,6 +78,11 @@ pub struct ListenArgs {
     /// of its previous response (so also how long an idle keep-alive connection stays open).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     header_timeout: Duration,
+
+    /// Time a client may take to accept any of a response's bytes while wharf has some to
+    /// send; a client that stops reading is then disconnected.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    write_timeout: Duration,
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -90,6 +95,7 @@ impl ListenArgs {
         wharf_http::ListenerOptions {
             max_connections: self.max_connections as usize,
             header_timeout: self.header_timeout,
+            write_timeout: self.write_timeout,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use test_programs_artifacts::{HTTP_HELLO, MCP_TYPES};
+use test_programs_artifacts::{HTTP_ECHO, HTTP_HELLO, MCP_TYPES};
 
 use crate::util::{Served, http, wharf};
 
@@ -82,6 +82,53 @@ fn serve_connection_cap_is_a_flag() {
     assert!(open_fds(server.child.id()) < 150, "{}", open_fds(server.child.id()));
     assert_eq!(http().get(&server.url("/")).call().unwrap().status(), 200);
     drop(hogs);
+}
+
+/// A plain GET on a fresh connection with a 5 s timeout: the status line, or why it failed.
+fn status_line(host: &str, path: &str) -> Result<String, std::io::Error> {
+    let mut stream = TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+#[test]
+fn serve_closes_clients_that_stop_reading() {
+    // Each of 10 clients asks for 50 MB and reads none of it: its response is in progress, so
+    // its connection counts as busy and is never closed to make room. Before the write timeout
+    // they held all 10 places for ever and every later client was turned away.
+    let server = Served::start(&[
+        "--max-connections",
+        "10",
+        "--max-concurrency",
+        "32",
+        "--write-timeout",
+        "1s",
+        "--timeout",
+        "30s",
+        HTTP_ECHO,
+    ]);
+    let host = server.base.trim_start_matches("http://").to_string();
+    let stuck: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&host).unwrap();
+            stream.write_all(b"GET /big?bytes=50000000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let start = Instant::now();
+    assert_eq!(status_line(&host, "/").unwrap(), "HTTP/1.1 200", "a client that reads is served");
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    // The stalled ones were closed: reading one gets what was in flight, then its end.
+    let mut first = &stuck[0];
+    first.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut sink = Vec::new();
+    let ended = std::io::copy(&mut first, &mut sink);
+    assert!(!matches!(&ended, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "still open: {ended:?}");
+    assert!(sink.len() < 50_000_000, "the whole body was sent");
 }
 
 /// A `wharf mcp --http 127.0.0.1:0` process; killed on drop.
@@ -179,6 +226,36 @@ fn mcp_http_survives_idle_connections_and_caps_sessions() {
     let (_, id) = server.initialize(None);
     std::thread::sleep(Duration::from_secs(7));
     assert_eq!(server.use_session(&id.unwrap()), 404);
+}
+
+#[test]
+fn mcp_http_cuts_slow_request_bodies() {
+    // 10 clients send a POST's headers, then one byte of its body a second: the body is read
+    // before rmcp sees the request, so each connection was busy (never closed to make room)
+    // for as long as the client kept trickling, and 10 of them locked everyone else out.
+    let server = McpServer::start(&["--max-connections", "10", "--header-timeout", "1s"], &[]);
+    let mut slow: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.host).unwrap();
+            let head = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                        Accept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{";
+            stream.write_all(head.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_secs(1));
+        for stream in &mut slow {
+            let _ = stream.write_all(b" ");
+        }
+    }
+    let start = Instant::now();
+    assert_eq!(server.initialize(None).0, 200, "a normal client is served");
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    let mut answer = String::new();
+    slow[0].set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = slow[0].read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
 #[test]

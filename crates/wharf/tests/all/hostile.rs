@@ -2,7 +2,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use test_programs_artifacts::{CLI_NET, CLI_RECURSION, CLI_RESOURCES, CLI_SPEW, HTTP_ECHO, HTTP_HELLO, HTTP_RESOURCES};
+use test_programs_artifacts::{
+    CLI_NET, CLI_RECURSION, CLI_RESOURCES, CLI_SPEW, HTTP_ECHO, HTTP_HELLO, HTTP_RESOURCES, P3_HTTP,
+};
 
 use crate::util::{Served, assert_one_clean_error, get, http, run, wharf};
 
@@ -316,7 +318,15 @@ fn instance_bombs_in_a_server() {
 
 #[test]
 fn guest_output_cannot_forge_the_server_log() {
-    let server = Served::start(&[HTTP_ECHO]);
+    // WASI 0.2 and 0.3 alike (0.3 guests wrote straight to wharf's stdout and stderr before).
+    for guest in [HTTP_ECHO, P3_HTTP] {
+        assert_output_cannot_forge_the_log(guest);
+    }
+}
+
+fn assert_output_cannot_forge_the_log(guest: &str) {
+    // A short idle timeout retires the reused 0.3 instance, whose store then logs the count.
+    let server = Served::start(&["--idle-instance-timeout", "100ms", guest]);
     assert_eq!(get(&server.url("/forge-log")), (200, "forged".to_string()));
     assert_eq!(get(&server.url("/")).0, 200, "served after the flood");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

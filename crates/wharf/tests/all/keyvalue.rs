@@ -216,3 +216,35 @@ fn redis_down_is_an_error_for_the_guest_not_a_crash() {
     assert!(out.stderr.contains("default"), "{out:?}");
     assert!(!out.stderr.contains("panicked"), "{out:?}");
 }
+
+#[test]
+fn keyvalue_limits_hold_on_every_backend() {
+    let redis = RedisServer::start();
+    let expected = "set 256-byte key: ok
+set 257-byte key: other(a key is 257 bytes, more than the limit of 256)
+get 257-byte key: other(a key is 257 bytes, more than the limit of 256)
+set 1 MiB value: ok
+set 1 MiB + 1 value: other(a value is 1048577 bytes, more than the limit of 1048576)
+set-many 1 MiB + 1 value: other(a value is 1048577 bytes, more than the limit of 1048576)
+increment 257-byte key: other(a key is 257 bytes, more than the limit of 256)
+swap 1 MiB + 1 value: other(a value is 1048577 bytes, more than the limit of 1048576)
+stored value: 1048576 bytes
+";
+    for (name, kv) in every_backend(&redis) {
+        let out = kv.run(KV_STORE, &["limits", "b"]);
+        assert_eq!((out.code, out.stdout.as_str()), (0, expected), "{name}: {}", out.stderr);
+        // The old draft's list-keys pages with its numeric cursor (before: one answer holding
+        // every key of the bucket, gathered in host memory).
+        let out = run(kv.cmd("l", KV_DRAFT, &["l", "list", "2500"])).expect_code(0);
+        assert_eq!(out.stdout, "2500 keys in 3 pages\n", "{name}");
+    }
+    // Past 10,000 keys, pages in the backend's order, only the page in memory.
+    let kv = Kv::memory();
+    let out = run(kv.cmd("l", KV_DRAFT, &["l", "list", "12500"])).expect_code(0);
+    assert_eq!(out.stdout, "12500 keys in 13 pages\n");
+
+    // The memory store has a quota (64 MiB by default; 1 MiB here): 15 values of 64 KiB fit.
+    let kv = Kv::new("type = \"memory\"\nquota = 1048576");
+    let out = kv.run(KV_STORE, &["fill", "b"]).expect_code(0);
+    assert_eq!(out.stdout, "stored 15, then: other(the memory store is full (its quota is 1048576 bytes))\n");
+}

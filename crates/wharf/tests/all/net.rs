@@ -293,3 +293,29 @@ fn stuck_lookups_do_not_delay_file_io() {
     }
     assert!(started.elapsed() < Duration::from_secs(5), "file reads waited {:?}", started.elapsed());
 }
+
+#[test]
+fn p3_stuck_lookups_are_capped_and_do_not_delay_file_io() {
+    // The WASI 0.3 twin of `stuck_lookups_do_not_delay_file_io`: one run starts 3,000 lookups
+    // of a granted name that hangs for 30 s; 1,024 wait (4 at a time reach wharf's DNS
+    // threads), 1,976 are refused at once, and the file read after them is answered at once.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "contents").unwrap();
+    let grant_dir = format!("{}::/data", dir.path().display());
+    let lookups = |name: &str| {
+        let args = ["run", "--timeout", "20s", "--dir", &grant_dir, "--allow-net", "*.stall.test:80"];
+        let mut cmd = wharf(&args);
+        cmd.args([P3_CLI, "lookups", name, "3000", "file"]).env("WHARF_TEST_RESOLVE", "*.stall.test=stall");
+        let started = Instant::now();
+        let out = run(cmd).expect_code(0);
+        (out.stdout, started.elapsed())
+    };
+    // What the last session saw ("all 3,000 refused"): `*.stall.test` grants names below
+    // `stall.test`, not `stall.test` itself, so each lookup is refused before any query. (Run
+    // first: it also puts the component in the compile cache before the timed run.)
+    let (stdout, _) = lookups("stall.test");
+    assert_eq!(stdout, "refused 3000\ncontents");
+    let (stdout, took) = lookups("a.stall.test");
+    assert_eq!(stdout, "refused 1976\ncontents", "lookups per store are capped as for WASI 0.2");
+    assert!(took < Duration::from_secs(10), "the run waited for the stuck lookups: {took:?}");
+}
