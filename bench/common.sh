@@ -1,6 +1,9 @@
 # Shared by the bench scripts: builds wharf (release; WHARF_BIN=path uses that binary instead)
 # and the guests, finds the peer.
 set -euo pipefail
+# With RUST_BACKTRACE set, wasmtime 48 captures a backtrace on every Store drop (its fiber
+# cleanup formats an error), which distorts every server figure: never measure with it.
+unset RUST_BACKTRACE
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 target=${CARGO_TARGET_DIR:-$root/target}

@@ -8,15 +8,17 @@
 //! - [`server`]: the hyper server, concurrency bound, timeouts and graceful shutdown.
 //! - [`listener`]: the accept loop (also used by `wharf mcp --http`): connection cap, header
 //!   and idle timeout, accept back-off.
+//! - `loops`: the server's event loops, one single-threaded runtime per core.
 pub mod jetstream;
 pub mod listener;
+mod loops;
 pub mod manifest;
 pub mod messaging;
 mod p3;
 pub mod router;
 pub mod server;
 
-pub use listener::{ListenerOptions, PeerAddr};
+pub use listener::{Evictable, ListenerOptions, PeerAddr};
 pub use manifest::{AppManifest, ComponentSpec, ManifestError, ReuseSpec};
 pub use messaging::{DEFAULT_TRIGGER_CONCURRENCY, MessagingTrigger, MessagingTriggerSpec};
 pub use p3::Reuse;
