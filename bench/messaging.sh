@@ -4,23 +4,33 @@
 # native async-nats subscriber doing the same work (bench/messaging, its own Cargo project), in
 # the same run against the same nats-server on 127.0.0.1; then end-to-end latency, one message
 # at a time: publish -> handler -> the handler's message back at the driver.
-# Usage: bench/messaging.sh [N] [M] (default 20000 messages for throughput, 2000 for latency).
+# Usage: bench/messaging.sh build, then WHARF_BIN=path bench/messaging.sh [N] [M] (default 20000
+# messages for throughput, 2000 for latency). Without WHARF_BIN it builds everything first.
 # Keep N under 65536 (a core NATS subscription's buffer: beyond it messages are dropped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-20000}
-m=${2:-2000}
 target=${CARGO_TARGET_DIR:-$PWD/target}
 # BENCH_PROFILE=dev only proves the script runs (debug builds); figures come from release.
 profile=${BENCH_PROFILE:-release}
 dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-cargo build --quiet --profile "$profile" --locked -p wharf
-cargo build --quiet --profile "$profile" --locked --target wasm32-wasip2 --manifest-path crates/test-programs/Cargo.toml \
-    --bin msg_handler --target-dir "$target/bench-guests"
-cargo build --quiet --profile "$profile" --locked --manifest-path bench/messaging/Cargo.toml --target-dir "$target/bench-messaging"
 guest="$target/bench-guests/wasm32-wasip2/$dir/msg_handler.wasm"
-wharf=${WHARF_BIN:-$target/$dir/wharf}
 tools="$target/bench-messaging/$dir"
+build() { # the guest and the driver/peer (and wharf unless WHARF_BIN names it)
+    [ -n "${WHARF_BIN:-}" ] || cargo build --quiet --profile "$profile" --locked -p wharf
+    cargo build --quiet --profile "$profile" --locked --target wasm32-wasip2 --manifest-path crates/test-programs/Cargo.toml \
+        --bin msg_handler --target-dir "$target/bench-guests"
+    cargo build --quiet --profile "$profile" --locked --manifest-path bench/messaging/Cargo.toml --target-dir "$target/bench-messaging"
+}
+# `bench/messaging.sh build` builds only (under the shared lock); a measuring run with
+# WHARF_BIN set builds nothing, so it can hold the exclusive lock without compiling.
+if [ "${1:-}" = build ]; then build; exit 0; fi
+if [ -z "${WHARF_BIN:-}" ]; then build; fi
+for f in "$guest" "$tools/driver" "$tools/native_handler"; do
+    [ -e "$f" ] || { echo "$f is missing: run bench/messaging.sh build first" >&2; exit 1; }
+done
+n=${1:-20000}
+m=${2:-2000}
+wharf=${WHARF_BIN:-$target/$dir/wharf}
 nats_server=$(command -v nats-server || echo /usr/sbin/nats-server)
 tmp=$(mktemp -d)
 pids=()

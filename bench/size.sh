@@ -16,10 +16,16 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
 echo "| part of \`$(basename "$bin")\` | MB |"
 echo "|---|---:|"
 readelf -SW "$bin" | awk '
+    # Hex to a number; strtonum is gawk only (Debian ships mawk).
+    function hex(s,    i, n) {
+        n = 0; s = tolower(s)
+        for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+        return n
+    }
     # Section lines: "[Nr] Name Type Address Off Size ..."; the size is hex.
     match($0, /\] +[^ ]+ +[A-Z_]+ +[0-9a-f]+ +[0-9a-f]+ +[0-9a-f]+/) {
         split(substr($0, RSTART + 1, RLENGTH), f, / +/)
-        name = f[2]; size = strtonum("0x" f[6])
+        name = f[2]; size = hex(f[6])
         if (name ~ /^\.text|^\.init|^\.fini|^\.plt/) part = "code (.text)"
         else if (name ~ /^\.eh_frame|^\.gcc_except_table/) part = "unwind tables (.eh_frame, ...)"
         else if (name ~ /^\.debug_|^\.zdebug_/) part = "debug info left in the binary (.debug_*, compressed)"
@@ -35,7 +41,8 @@ echo
 
 # A real panic, no test hook: `wharf cache dir` prints with println!, which panics when stdout
 # is a pipe nobody reads (Rust ignores SIGPIPE, so the write fails with EPIPE).
-trace=$(python3 - "$bin" <<'PY'
+panic_trace() {
+    python3 - "$1" <<'PY'
 import os, subprocess, sys, tempfile
 r, w = os.pipe()
 os.close(r)
@@ -43,8 +50,12 @@ env = dict(os.environ, RUST_BACKTRACE="1", WHARF_CACHE_DIR=tempfile.mkdtemp())
 out = subprocess.run([sys.argv[1], "cache", "dir"], stdout=w, stderr=subprocess.PIPE, env=env)
 sys.stdout.write(out.stderr.decode(errors="replace"))
 PY
-)
-frame=$(grep -A1 -E "wharf::commands::cache|CacheCommand" <<<"$trace" | grep -oE "crates/wharf/src/commands/cache\.rs:[0-9]+(:[0-9]+)?" | head -1 || true)
+}
+frames() { grep -cE '^ +[0-9]+: ' <<<"$1" || true; }
+trace=$(panic_trace "$bin")
+# Our frame's file:line, whatever it is named: read from the .dwp, a frame has its short DWARF
+# name (`execute`), inlined frames included; from the symbol table, its full path name.
+frame=$(grep -oE "crates/wharf/src/commands/cache\.rs:[0-9]+(:[0-9]+)?" <<<"$trace" | head -1 || true)
 ok=1
 if [ -n "$frame" ]; then
     echo "panic backtrace: symbolized, with file:line (\`$frame\`)"
@@ -52,6 +63,21 @@ else
     echo "panic backtrace: NO file:line for wharf's own frame; it was:"
     echo "$trace"
     ok=0
+fi
+# Is the .dwp read? The same panic from a copy of the binary without it beside: the inlined
+# frames (tokio's block_on, ...) exist only in the .dwp, so the count must drop.
+if [ -f "$bin.dwp" ]; then
+    alone=$(mktemp -d)
+    cp "$bin" "$alone/wharf"
+    without=$(frames "$(panic_trace "$alone/wharf")")
+    rm -rf "$alone"
+    with=$(frames "$trace")
+    if [ "$with" -gt "$without" ]; then
+        echo "\`$(basename "$bin").dwp\` is read: $with frames with it, $without without (the rest are inlined frames)"
+    else
+        echo "\`$(basename "$bin").dwp\` is NOT read: $with frames with it, $without without (stale or from another link?)"
+        ok=0
+    fi
 fi
 if [ "$size" -le $((limit_mb * 1000 * 1000)) ]; then
     echo "size: $(mb "$size") MB <= $limit_mb MB"

@@ -239,9 +239,10 @@ impl<C: Capability> Registered for Registration<C> {
         context: &RuntimeContext,
     ) -> Result<Arc<dyn Any + Send + Sync>, String> {
         let config = match section {
-            Some(value) => {
-                value.clone().try_into().map_err(|e: toml::de::Error| e.message().trim().replace('\n', " "))?
-            }
+            Some(value) => value
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| redact_value(e.message().trim()).replace('\n', " "))?,
             None => C::RuntimeConfig::default(),
         };
         Ok(Arc::new(C::backends(config, context)?))
@@ -339,5 +340,31 @@ mod tests {
             err.to_string(),
             "cannot grant key-value bucket `b`: no store named `elsewhere` is configured (known: default)"
         );
+    }
+}
+
+/// A runtime-config error without the value it quotes: serde's "invalid type: integer
+/// `12345`, expected a string" would print a numeric password or token (runtime configs hold
+/// NATS, Redis and S3 credentials); only the value's kind stays. Field names (`unknown field
+/// `x``) stay too.
+fn redact_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let (Some(rest), Some(end)) = (message.strip_prefix(prefix), message.rfind(", expected")) {
+            let kind = rest.split([' ', ',']).next().unwrap_or_default();
+            return format!("{prefix}{kind}{}", &message[end.max(prefix.len())..]);
+        }
+    }
+    message.to_owned()
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn runtime_config_errors_do_not_quote_values() {
+        let e = super::redact_value("invalid type: integer `98765432109`, expected a string");
+        assert_eq!(e, "invalid type: integer, expected a string");
+        let e = super::redact_value("invalid value: string \"s3cr, expected et\", expected x");
+        assert!(!e.contains("s3cr"), "{e}");
+        assert_eq!(super::redact_value("unknown field `passwd`"), "unknown field `passwd`");
     }
 }

@@ -72,12 +72,12 @@ pub enum SandboxError {
     SharedOverlap {
         /// The component holding the read-write grant.
         outer_component: String,
-        /// Its read-write grant.
-        outer: DirGrant,
+        /// Its read-write grant (boxed: keeps every `Result<_, SandboxError>` small).
+        outer: Box<DirGrant>,
         /// The component whose grant lies inside.
         inner_component: String,
         /// That grant.
-        inner: DirGrant,
+        inner: Box<DirGrant>,
     },
     /// A capability cannot honour a grant, e.g. a `--kv` bucket mapped to a store that is not
     /// configured. The reason names the grant.
@@ -213,9 +213,9 @@ impl Sandbox {
                 if inner_name != outer_name && inner_real != outer_real && inner_real.starts_with(outer_real) {
                     return Err(SandboxError::SharedOverlap {
                         outer_component: outer_name.to_string(),
-                        outer: (*outer).clone(),
+                        outer: Box::new((*outer).clone()),
                         inner_component: inner_name.to_string(),
-                        inner: (*inner).clone(),
+                        inner: Box::new((*inner).clone()),
                     });
                 }
             }

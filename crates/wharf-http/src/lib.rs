@@ -18,9 +18,9 @@ mod p3;
 pub mod router;
 pub mod server;
 
-pub use listener::{ListenerOptions, PeerAddr};
+pub use listener::{Evictable, ListenerOptions, PeerAddr};
 pub use manifest::{AppManifest, ComponentSpec, ManifestError, ReuseSpec};
-pub use messaging::{MessagingTrigger, MessagingTriggerSpec};
+pub use messaging::{DEFAULT_TRIGGER_CONCURRENCY, MessagingTrigger, MessagingTriggerSpec};
 pub use p3::Reuse;
 pub use router::{RouteError, Router};
 pub use server::{Server, ServerOptions, Target};

@@ -13,6 +13,8 @@
 //!   in progress marks its connection busy (never closed to make room), so without this a client
 //!   that asks for large responses and never reads them held its connections for ever, and
 //!   [`ListenerOptions::max_connections`] of them locked every other client out.
+//! - **Evictable streams**: a response marked [`Evictable`] leaves its connection idle while
+//!   it streams, so such streams never hold the cap against new clients.
 //! - **Accept errors** (EMFILE: out of file descriptors) free an idle connection and back off;
 //!   the warning is logged at most once a second with a count of the ones suppressed.
 use std::collections::HashMap;
@@ -214,8 +216,16 @@ impl Drop for BusyGuard {
 /// A response body that keeps its connection marked busy until it ends or is dropped.
 pub struct BusyBody<B> {
     inner: B,
-    _guard: BusyGuard,
+    _guard: Option<BusyGuard>,
 }
+
+/// A marker a service puts in a response's extensions when its body is a long-lived stream
+/// the client may reopen (an MCP `GET` notification stream): the connection then counts as idle
+/// as soon as the headers are sent, so at the connection cap it is closed to make room. Without
+/// it, one client holding `max_connections` such streams (all on one session) turned every
+/// other client away.
+#[derive(Clone, Copy, Debug)]
+pub struct Evictable;
 
 impl<B: Body + Unpin> Body for BusyBody<B> {
     type Data = B::Data;
@@ -319,6 +329,7 @@ where
             let response = service(request);
             async move {
                 let response = response.await;
+                let guard = response.extensions().get::<Evictable>().is_none().then_some(guard);
                 Ok::<_, Infallible>(response.map(|inner| BusyBody { inner, _guard: guard }))
             }
         });

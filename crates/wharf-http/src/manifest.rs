@@ -140,6 +140,7 @@ struct RawMessagingTrigger {
     queue: Option<String>,
     store: Option<String>,
     component: String,
+    max_concurrency: Option<i64>,
     stream: Option<String>,
     consumer: Option<String>,
     max_deliver: Option<i64>,
@@ -164,6 +165,7 @@ impl RawTrigger {
                 queue: t.queue.as_deref(),
                 store: t.store.as_deref(),
                 component: &t.component,
+                max_concurrency: t.max_concurrency,
                 durable: crate::jetstream::RawDurable {
                     stream: t.stream.as_deref(),
                     consumer: t.consumer.as_deref(),

@@ -3,7 +3,9 @@
 //! instance, beside the HTTP server in the same process.
 //!
 //! Back-pressure: a trigger takes the next message from its subscription only once one of its
-//! `max_concurrency` slots is free, so the only buffer is the subscription's own bounded one
+//! `max_concurrency` slots is free (its own bound, default [`DEFAULT_TRIGGER_CONCURRENCY`]; the
+//! instance pool has room for every trigger's slots beside HTTP's `--max-concurrency`, so
+//! neither starves the other), so the only buffer is the subscription's own bounded one
 //! (see `wharf_messaging::broker`). Every message gets the component's timeout and memory
 //! limit; a failed or timed-out handler is logged and the trigger goes on. With a `stream`,
 //! the trigger consumes JetStream at least once instead ([`crate::jetstream`]).
@@ -25,6 +27,12 @@ const RETRY_FIRST: Duration = Duration::from_millis(250);
 /// The longest wait before subscribing again.
 const RETRY_MAX: Duration = Duration::from_secs(10);
 
+/// A trigger's `max_concurrency` when the manifest sets none: enough to overlap handlers that
+/// wait on I/O, few enough that a busy trigger holds a small share of the instance pool.
+pub const DEFAULT_TRIGGER_CONCURRENCY: usize = 32;
+/// The largest `max_concurrency` a trigger may ask for.
+pub const MAX_TRIGGER_CONCURRENCY: usize = 10_000;
+
 /// Failed pulls in a row (each a missed 5s heartbeat at least) before the consumer is opened
 /// again.
 const MAX_PULL_ERRORS: u32 = 6;
@@ -42,6 +50,10 @@ pub struct MessagingTriggerSpec {
     pub component: usize,
     /// JetStream at-least-once settings, when the trigger names a `stream`.
     pub durable: Option<crate::jetstream::DurableSpec>,
+    /// Messages this trigger handles at once (`max_concurrency`, default
+    /// [`DEFAULT_TRIGGER_CONCURRENCY`]): each holds one instance of its own, apart from the
+    /// HTTP requests' `--max-concurrency`.
+    pub max_concurrency: usize,
 }
 
 /// A `[[trigger.messaging]]` table's fields, borrowed from the manifest.
@@ -50,6 +62,7 @@ pub(crate) struct RawSpec<'a> {
     pub queue: Option<&'a str>,
     pub store: Option<&'a str>,
     pub component: &'a str,
+    pub max_concurrency: Option<i64>,
     pub durable: crate::jetstream::RawDurable<'a>,
 }
 
@@ -72,6 +85,13 @@ pub(crate) fn parse_triggers(
         let Some(component) = components.iter().position(|c| c.name == t.component) else {
             return Err(format!("{at}: component `{}` is not defined", t.component));
         };
+        let max_concurrency = match t.max_concurrency {
+            None => DEFAULT_TRIGGER_CONCURRENCY,
+            Some(n) if (1..=MAX_TRIGGER_CONCURRENCY as i64).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(format!("{at}.max_concurrency: must be from 1 to {MAX_TRIGGER_CONCURRENCY}, got {n}"));
+            }
+        };
         let durable = t.durable.check(&at, t.subject, t.component)?;
         if durable.is_some() && t.queue.is_some() {
             return Err(format!(
@@ -84,6 +104,7 @@ pub(crate) fn parse_triggers(
             store: t.store.unwrap_or(wharf_messaging::DEFAULT_STORE).to_owned(),
             component,
             durable,
+            max_concurrency,
         });
     }
     crate::jetstream::check_unique(&specs)?;
@@ -151,11 +172,12 @@ impl MessagingTrigger {
         Ok(MessagingTrigger { name: name.into(), spec, broker, pre, sandbox })
     }
 
-    /// Subscribes and handles messages, at most `max_concurrency` at once, for as long as the
-    /// process runs: a subscription that cannot be made, or that ends, is made again after a
-    /// back-off (0.25s doubling to 10s), logged each time.
-    pub async fn run(self: Arc<Self>, engine: WharfEngine, max_concurrency: usize) {
-        let slots = Arc::new(Semaphore::new(max_concurrency.max(1)));
+    /// Subscribes and handles messages, at most the trigger's `max_concurrency` at once, for as
+    /// long as the process runs: a subscription that cannot be made, or that ends, is made
+    /// again after a back-off (0.25s doubling to 10s), logged each time.
+    pub async fn run(self: Arc<Self>, engine: WharfEngine) {
+        let max_concurrency = self.spec.max_concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(max_concurrency));
         let mut backoff = RETRY_FIRST;
         loop {
             let started = tokio::time::Instant::now();

@@ -112,7 +112,7 @@ mod tests {
         assert!(bounded.set_many("b", &[("a".into(), b"1".to_vec()), ("k".into(), big.clone())]).await.is_err());
         assert!(bounded.compare_and_swap("b", "k", None, &big).await.is_err());
         assert!(bounded.increment("b", &long, 1).await.is_err());
-        assert!(bounded.get_many("b", &[long.clone()]).await.is_err());
+        assert!(bounded.get_many("b", std::slice::from_ref(&long)).await.is_err());
         assert_eq!(store.list_keys("b", None).await.unwrap().keys, Vec::<String>::new(), "nothing was stored");
         bounded.set("b", &"k".repeat(MAX_KEY_BYTES), &vec![1u8; MAX_VALUE_BYTES]).await.unwrap();
     }

@@ -419,7 +419,14 @@ impl Gate {
             None => {}
         }
         let is_delete = request.method() == hyper::Method::DELETE;
+        let is_get = request.method() == hyper::Method::GET;
         let mut response = self.service.handle(request).await;
+        if is_get && response.status().is_success() {
+            // A notification stream lives as long as the client keeps it; clients reopen it.
+            // Marked evictable so that many of them (even of one session) cannot hold every
+            // connection busy: at the cap the least recently active is closed for a newcomer.
+            response.extensions_mut().insert(wharf_http::Evictable);
+        }
         if session.is_none()
             && let Some(id) = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())
         {

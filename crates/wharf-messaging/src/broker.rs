@@ -19,8 +19,9 @@ use tokio::sync::{OnceCell, mpsc};
 pub const MEMORY_SUBSCRIPTION_CAPACITY: usize = 4096;
 /// Messages buffered per NATS subscription before further ones are dropped.
 pub const NATS_SUBSCRIPTION_CAPACITY: usize = 65_536;
-/// Payload bytes buffered per subscription (either broker) before further messages are
-/// dropped: 65,536 messages of up to 1 MiB each would otherwise be 64 GiB.
+/// Message bytes (payload and headers, [`Msg::size`]) buffered per subscription (either
+/// broker) before further messages are dropped: 65,536 messages of up to 1 MiB each would
+/// otherwise be 64 GiB.
 pub const SUBSCRIPTION_BYTES: usize = 64 * 1024 * 1024;
 
 /// The `content-type` header a message's content type travels in.
@@ -39,6 +40,20 @@ pub struct Msg {
     pub content_type: Option<String>,
     /// Metadata (headers), in order.
     pub metadata: Vec<(String, String)>,
+}
+
+impl Msg {
+    /// The bytes it holds, as a subscription's byte budget counts them: payload, subject,
+    /// reply subject, content type and metadata (a message of large headers and no payload
+    /// weighs what its headers do).
+    pub fn size(&self) -> usize {
+        let metadata: usize = self.metadata.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
+        self.data.len()
+            + self.subject.len()
+            + self.reply_to.as_ref().map_or(0, String::len)
+            + self.content_type.as_ref().map_or(0, String::len)
+            + metadata
+    }
 }
 
 /// Why a broker could not do what was asked.
@@ -67,7 +82,7 @@ impl Subscription {
     /// The next message; `None` when the broker has closed the subscription.
     pub async fn next(&mut self) -> Option<Msg> {
         let msg = self.rx.recv().await?;
-        self.used.fetch_sub(msg.data.len(), Ordering::Relaxed);
+        self.used.fetch_sub(msg.size(), Ordering::Relaxed);
         Some(msg)
     }
 }
@@ -96,7 +111,7 @@ fn bounded_queue(capacity: usize) -> (QueueTx, Subscription) {
 impl QueueTx {
     /// Queues `msg` unless the buffer is full (in messages or bytes): `false` when dropped.
     fn try_push(&self, msg: Msg) -> bool {
-        let len = msg.data.len();
+        let len = msg.size();
         let reserved = self
             .used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
@@ -342,9 +357,12 @@ impl NatsBroker {
         for (key, value) in &msg.metadata {
             headers.insert(key.as_str(), value.as_str());
         }
-        let result = match msg.reply_to {
-            Some(reply) => client.publish_with_reply_and_headers(msg.subject, reply, headers, msg.data).await,
-            None => client.publish_with_headers(msg.subject, headers, msg.data).await,
+        // Without headers a plain PUB: no header block for the server and subscribers to parse.
+        let result = match (msg.reply_to, headers.is_empty()) {
+            (Some(reply), false) => client.publish_with_reply_and_headers(msg.subject, reply, headers, msg.data).await,
+            (Some(reply), true) => client.publish_with_reply(msg.subject, reply, msg.data).await,
+            (None, false) => client.publish_with_headers(msg.subject, headers, msg.data).await,
+            (None, true) => client.publish(msg.subject, msg.data).await,
         };
         result.map_err(|e| BrokerError::Connection(e.to_string()))
     }
@@ -362,11 +380,10 @@ impl NatsBroker {
             let mut dropped = 0u64;
             while let Some(message) = subscriber.next().await {
                 let mut msg = from_nats(message);
-                // A large payload is a slice of async-nats' read buffer: a copy of its own
-                // lets the buffer go, so a queued message holds only its own bytes.
-                if msg.data.len() > 64 * 1024 {
-                    msg.data = Bytes::copy_from_slice(&msg.data);
-                }
+                // The payload is a slice of async-nats' read buffer, which a tiny payload
+                // behind large headers would keep alive whole: a copy of its own lets the
+                // buffer go, so a queued message holds only the bytes `Msg::size` counts.
+                msg.data = Bytes::copy_from_slice(&msg.data);
                 if !tx.try_push(msg) {
                     dropped += 1;
                     // The first drop, then one line per thousand.

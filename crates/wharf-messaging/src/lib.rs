@@ -109,10 +109,16 @@ fn broker_error(e: BrokerError) -> Error {
     }
 }
 
-/// Metadata keys: header-name characters only, so nothing can break a NATS header block.
+/// Metadata keys: header-name characters only, so nothing can break a NATS header block; and
+/// none of the `Nats-` headers the NATS server acts on (`Nats-Rollup` purges a stream,
+/// `Nats-Msg-Id` makes it drop later messages as duplicates, `Nats-Expected-*` rejects them):
+/// a component's grant is to send messages to subjects, not to steer the server.
 fn check_metadata(key: &str, value: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_KEY || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
         return Err(format!("invalid metadata key: letters, digits, `-`, `_`, `.`, at most {MAX_KEY} bytes"));
+    }
+    if key.get(..5).is_some_and(|prefix| prefix.eq_ignore_ascii_case("nats-")) {
+        return Err(format!("metadata key `{key}`: `Nats-` headers are the NATS server's"));
     }
     check_value(value)
 }
@@ -285,6 +291,11 @@ impl bindings::wasi::messaging::request_reply::Host for Messaging<'_> {
         let (Some(subject), Some(broker)) = (subject, origin) else {
             return Ok(Err(Error::Other("the message has no reply subject".into())));
         };
+        // Whoever sent the message chose its reply subject: a literal one only (no `_INBOX.>`
+        // reaching every requester's inbox at once, no wildcard the grants would not cover).
+        if let Err(e) = subject::check_subject(&subject) {
+            return Ok(Err(Error::PermissionDenied(format!("replying to `{subject}` is not granted: {e}"))));
+        }
         // A reply goes where the requester asked: to a request inbox, or to a subject the
         // component may publish to anyway. Anything else would let any publisher make the
         // component send to a subject it was never granted.
@@ -367,5 +378,25 @@ impl<T: HasCapability<MessagingCapability>> HandlerPre<T> {
             Error::PermissionDenied(text) => format!("permission denied: {text}"),
             Error::Other(text) => text,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_keys_cannot_steer_nats() {
+        assert!(check_metadata("X-Trace", "1").is_ok());
+        for key in ["Nats-Rollup", "nats-msg-id", "NATS-Expected-Stream", "Nats-TTL", "a b", "a\r\nb", ""] {
+            assert!(check_metadata(key, "all").is_err(), "{key:?}");
+        }
+        assert!(check_metadata("X-Ok", "a\r\nNats-Rollup: all").is_err());
+    }
+
+    #[test]
+    fn headers_count_in_the_byte_budget() {
+        let msg = Msg { subject: "a.b".into(), metadata: vec![("k".into(), "v".repeat(1000))], ..Msg::default() };
+        assert!(msg.size() > 1000, "{}", msg.size());
     }
 }

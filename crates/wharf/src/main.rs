@@ -51,7 +51,16 @@ fn main() -> ExitCode {
         Command::Call(_) => "warn,wharf::guest=info",
         _ => "warn",
     });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // A command that runs one component, or none, does its work on this thread: a worker
+    // thread per core would only be started, parked and torn down again (two clones, stacks
+    // and wake-ups on each `wharf run`). Servers and transfers keep one worker per core.
+    let mut builder = match cli.command {
+        Command::Run(_) | Command::Compile(_) | Command::Cache(_) | Command::Login(_) | Command::Logout(_) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return exit::report(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };

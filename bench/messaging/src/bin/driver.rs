@@ -45,9 +45,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let client = client.clone();
         tokio::spawn(async move {
             for i in 0..n {
-                client.publish(format!("work.{i}"), i.to_string().into()).await?;
+                client.publish(format!("work.{i}"), i.to_string().into()).await.map_err(|e| e.to_string())?;
             }
-            client.flush().await
+            client.flush().await.map_err(|e| e.to_string())
         })
     };
     let mut seen = vec![false; n];

@@ -15,6 +15,9 @@ use super::source::SourceArgs;
 use crate::exit::BadInput;
 use crate::policy_args::PolicyArgs;
 
+/// The instance pool's size at most: HTTP's `--max-concurrency` plus every trigger's.
+const MAX_POOL_INSTANCES: u32 = 200_000;
+
 /// Request timeout for components whose policy sets none: deny unbounded CPU time by default.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -25,7 +28,8 @@ pub struct ServeCommand {
     #[arg(long, visible_alias = "addr", value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
 
-    /// Requests handled at once; further requests get 503 at once.
+    /// HTTP requests handled at once; further requests get 503 at once. Message triggers have
+    /// their own bound beside it (`max_concurrency` in `[[trigger.messaging]]`, default 32).
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_concurrency: u32,
 
@@ -146,7 +150,21 @@ impl ServeCommand {
         Sandbox::check_shared_dirs(app.components.iter().map(|c| c.name.as_str()).zip(&sandboxes))?;
 
         let max_memory = app.components.iter().map(|c| c.policy.memory_limit()).max().unwrap_or_default();
-        let pool = PoolOptions { instances: self.max_concurrency, max_memory };
+        // HTTP requests and each message trigger get their own share of the pool: triggers
+        // busy with slow handlers never make HTTP answer 503, nor the reverse.
+        let trigger_instances: usize = app.messaging.iter().map(|t| t.max_concurrency).sum();
+        let instances = u32::try_from(trigger_instances)
+            .ok()
+            .and_then(|n| n.checked_add(self.max_concurrency))
+            .filter(|&n| n <= MAX_POOL_INSTANCES)
+            .ok_or_else(|| {
+                BadInput(format!(
+                    "--max-concurrency {} plus the message triggers' max_concurrency ({trigger_instances}) exceeds \
+                     {MAX_POOL_INSTANCES} instances",
+                    self.max_concurrency
+                ))
+            })?;
+        let pool = PoolOptions { instances, max_memory };
         let engine = WharfEngine::new(&EngineOptions { pooling: Some(pool) })?;
         let host = Host::new(engine.clone(), crate::dirs::compile_cache())?;
         let mut targets = Vec::new();
@@ -196,8 +214,7 @@ impl ServeCommand {
             event_loops: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         for trigger in triggers {
-            let (engine, max) = (engine.clone(), self.max_concurrency as usize);
-            tokio::spawn(trigger.run(engine, max));
+            tokio::spawn(trigger.run(engine.clone()));
         }
         let server = Server::new(engine, targets, app.router, options);
         server.serve(listener, shutdown_signal()).await;

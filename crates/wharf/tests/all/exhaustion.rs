@@ -259,6 +259,33 @@ fn mcp_http_cuts_slow_request_bodies() {
 }
 
 #[test]
+fn mcp_http_notification_streams_do_not_lock_others_out() {
+    // One session opens 10 `GET /mcp` notification streams (and reads them): each is a response
+    // in progress, so they kept all 10 connections busy and every new client was reset.
+    let server = McpServer::start(&["--max-connections", "10"], &[]);
+    let (_, id) = server.initialize(None);
+    let id = id.unwrap();
+    assert_eq!(server.use_session(&id), 200);
+    let streams: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.host).unwrap();
+            let head = format!(
+                "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nMcp-Session-Id: {id}\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            let mut status = [0u8; 12];
+            stream.read_exact(&mut status).unwrap();
+            assert_eq!(&status, b"HTTP/1.1 200");
+            stream
+        })
+        .collect();
+    let start = Instant::now();
+    assert_eq!(server.initialize(None).0, 200, "a new client is served");
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    drop(streams);
+}
+
+#[test]
 fn mcp_http_bearer_token() {
     let server =
         McpServer::start(&["--auth-token-env", "WHARF_TEST_MCP_TOKEN"], &[("WHARF_TEST_MCP_TOKEN", "t0ken-1")]);

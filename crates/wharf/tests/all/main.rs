@@ -14,6 +14,7 @@ mod jetstream;
 mod keyvalue;
 mod mcp;
 mod messaging;
+mod messaging_limits;
 mod moto;
 mod net;
 mod oci;
