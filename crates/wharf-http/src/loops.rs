@@ -46,15 +46,7 @@ impl EventLoops {
         let mut loops =
             EventLoops { handles: Vec::new(), stops: Vec::new(), threads: Vec::new(), next: AtomicUsize::new(0) };
         for index in 0..count.max(1) {
-            // A spinning guest yields only every epoch tick (10 ms); tokio's defaults look at
-            // sockets every 61 and at handed-over connections every 31 task polls, so two
-            // spinners on a loop would hold its other requests for seconds. Every 4 polls
-            // bounds that wait to ~40 ms per step (tests/all/serve.rs hostile_requests_fail_alone).
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .event_interval(4)
-                .global_queue_interval(4)
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let (stop, stopped) = oneshot::channel::<()>();
             loops.handles.push(runtime.handle().clone());
             loops.stops.push(stop);
