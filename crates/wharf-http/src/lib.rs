@@ -8,10 +8,8 @@
 //! - [`server`]: the hyper server, concurrency bound, timeouts and graceful shutdown.
 //! - [`listener`]: the accept loop (also used by `wharf mcp --http`): connection cap, header
 //!   and idle timeout, accept back-off.
-//! - `loops`: the server's event loops, one single-threaded runtime per core.
 pub mod jetstream;
 pub mod listener;
-mod loops;
 pub mod manifest;
 pub mod messaging;
 mod p3;

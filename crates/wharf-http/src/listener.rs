@@ -263,24 +263,6 @@ where
     B: Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_on(listener, options, service, shutdown, |task| drop(tokio::spawn(task))).await
-}
-
-/// [`serve`], with each connection's task run by `spawn` (the server's event loops) instead of
-/// on the caller's runtime.
-pub(crate) async fn serve_on<S, F, B>(
-    listener: TcpListener,
-    options: ListenerOptions,
-    service: S,
-    shutdown: impl Future<Output = ()>,
-    spawn: impl Fn(crate::loops::Task),
-) -> GracefulShutdown
-where
-    S: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<B>> + Send + 'static,
-    B: Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Connections::default());
     let epoch = Instant::now();
@@ -340,7 +322,7 @@ where
             .serve_connection(TokioIo::new(WriteDeadline::new(stream, options.write_timeout)), handler);
         let connection = graceful.watch(connection);
         let connections = connections.clone();
-        spawn(Box::pin(async move {
+        tokio::spawn(async move {
             tokio::select! {
                 result = connection => if let Err(e) = result {
                     tracing::debug!(%peer, "connection closed with an error: {e}");
@@ -348,7 +330,7 @@ where
                 _ = closed => tracing::debug!(%peer, "closed an idle connection to make room"),
             }
             connections.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-        }));
+        });
     }
     drop(listener);
     graceful

@@ -52,18 +52,14 @@ pub struct ServerOptions {
     pub shutdown_timeout: Duration,
     /// Connection cap and header/idle timeout.
     pub listener: crate::listener::ListenerOptions,
-    /// Event loops (single-threaded runtimes, one per core is the usual choice) that run the
-    /// connections, each with its own instance pools; 0 runs them on the caller's runtime.
-    pub event_loops: usize,
 }
 
 /// A running app: targets, routes and the request bound.
 pub struct Server {
     engine: WharfEngine,
     targets: Vec<Arc<Target>>,
-    // The instance pools of each target that has them (same index as `targets`): one per
-    // event loop, so a loop's requests never wait on another loop's instances.
-    pools: Vec<Option<Vec<Pool>>>,
+    // The instance pool of each target that has one (same index as `targets`).
+    pools: Vec<Option<Pool>>,
     router: Router,
     permits: Arc<Semaphore>,
     options: ServerOptions,
@@ -80,13 +76,8 @@ impl Server {
     /// An app whose `router` indexes `targets`.
     pub fn new(engine: WharfEngine, targets: Vec<Target>, router: Router, options: ServerOptions) -> Arc<Self> {
         let targets: Vec<Arc<Target>> = targets.into_iter().map(Arc::new).collect();
-        let loops = options.event_loops.max(1);
-        let pools = targets
-            .iter()
-            .map(|target| {
-                target.pooled().then(|| (0..loops).map(|_| Pool::new(engine.clone(), target.clone())).collect())
-            })
-            .collect();
+        let pools =
+            targets.iter().map(|target| target.pooled().then(|| Pool::new(engine.clone(), target.clone()))).collect();
         Arc::new(Server {
             engine,
             targets,
@@ -103,24 +94,7 @@ impl Server {
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let server = self.clone();
         let service = move |request| server.clone().handle(request);
-        let loops = match self.options.event_loops {
-            0 => None,
-            count => match crate::loops::EventLoops::start(count) {
-                Ok(loops) => Some(loops),
-                Err(e) => {
-                    tracing::warn!("cannot start {count} event loops ({e}): serving on the main runtime");
-                    None
-                }
-            },
-        };
-        let spawn = |task| match &loops {
-            Some(loops) => loops.spawn(task),
-            None => drop(tokio::spawn(task)),
-        };
-        if let Some(loops) = &loops {
-            tracing::debug!("serving on {} event loops", loops.len());
-        }
-        let graceful = crate::listener::serve_on(listener, self.options.listener, service, shutdown, spawn).await;
+        let graceful = crate::listener::serve(listener, self.options.listener, service, shutdown).await;
         tracing::info!("shutting down: no new connections; waiting for in-flight requests");
         match tokio::time::timeout(self.options.shutdown_timeout, graceful.shutdown()).await {
             Ok(()) => tracing::info!("all requests finished"),
@@ -128,9 +102,6 @@ impl Server {
                 "gave up waiting for in-flight requests after {}",
                 seconds(self.options.shutdown_timeout)
             ),
-        }
-        if let Some(loops) = loops {
-            loops.stop().await;
         }
     }
 
@@ -157,8 +128,7 @@ impl Server {
             let busy = format!("server busy: {} requests in flight\n", self.options.max_concurrency);
             return plain(StatusCode::SERVICE_UNAVAILABLE, busy);
         };
-        if let Some(pools) = &self.pools[index] {
-            let pool = &pools[crate::loops::current() % pools.len()];
+        if let Some(pool) = &self.pools[index] {
             return match pool.handle(request).await {
                 Ok(response) => response.map(|body| hold_permit(body, permit)),
                 Err(failure) => failure.into_response(&target),

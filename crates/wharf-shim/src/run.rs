@@ -99,8 +99,6 @@ async fn run_component(ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
             shutdown_timeout: SHUTDOWN_TIMEOUT,
             // `wharf serve`'s defaults: 512 connections, 10 s to send a request's headers.
             listener: ListenerOptions::default(),
-            // Connections on the shim's own runtime, as before the event loops.
-            event_loops: 0,
         };
         Server::new(engine, targets, router, options).serve(listener, shutdown_signal()).await;
         return Ok(0);

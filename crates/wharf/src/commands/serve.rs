@@ -210,8 +210,6 @@ impl ServeCommand {
             max_concurrency: self.max_concurrency as usize,
             shutdown_timeout,
             listener: self.connections.options(),
-            // One single-threaded event loop per core (wharf_http's `loops` module says why).
-            event_loops: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         for trigger in triggers {
             tokio::spawn(trigger.run(engine.clone()));

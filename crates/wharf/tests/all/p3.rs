@@ -5,7 +5,7 @@ use std::io::Read;
 
 use test_programs_artifacts::{HTTP_HELLO, P3_CLI, P3_HTTP, P3_MCP};
 
-use crate::util::{Served, assert_one_clean_error, get, get_with, http, run, run_with_stdin, wharf};
+use crate::util::{Served, assert_one_clean_error, get, http, run, run_with_stdin, wharf};
 
 #[test]
 pub fn p3_cli() {
@@ -134,15 +134,13 @@ fn p3_trailers_reach_the_client() {
 
 #[test]
 fn p3_instances_are_reused_and_retired() {
-    // One keep-alive connection: its requests stay on one event loop, whose instances are reused.
-    let agent = http();
-    let count = |server: &Served| get_with(&agent, &server.url("/count")).1;
+    let count = |server: &Served| get(&server.url("/count")).1;
     // Default for 0.3: one instance serves the next requests (its state survives).
     let server = Served::start(&[P3_HTTP]);
     let seen: Vec<String> = (0..3).map(|_| count(&server)).collect();
     assert_eq!(seen, ["count 1\n", "count 2\n", "count 3\n"]);
     // A trap retires the instance: the next request gets a fresh one.
-    assert_eq!(get_with(&agent, &server.url("/trap")).0, 500);
+    assert_eq!(get(&server.url("/trap")).0, 500);
     assert_eq!(count(&server), "count 1\n");
     // Reuse off: a fresh instance per request, like 0.2.
     let fresh = Served::start(&["--max-instance-reuse-count", "1", P3_HTTP]);
@@ -257,13 +255,10 @@ fn p3_and_p2_components_in_one_manifest() {
     )
     .unwrap();
     let server = Served::start(&[manifest.to_str().unwrap()]);
-    // One keep-alive connection: every request below is on one event loop and its instances.
-    let agent = http();
-    let get = |url: &str| get_with(&agent, url);
     assert_eq!(get(&server.url("/v2/x")), (200, "Hello from a Wharf component!\n".into()));
     assert_eq!(get(&server.url("/")), (200, "Hello from a WASI 0.3 component!\n".into()));
     assert_eq!(get(&server.url("/env")), (200, "MODE=p3\n".into()));
-    let seen: Vec<String> = (0..3).map(|_| get_with(&agent, &server.url("/count")).1).collect();
+    let seen: Vec<String> = (0..3).map(|_| get(&server.url("/count")).1).collect();
     assert_eq!(seen, ["count 1\n", "count 2\n", "count 1\n"], "max_instance_reuse_count = 2 from the manifest");
 
     std::fs::write(

@@ -149,13 +149,7 @@ pub fn http() -> ureq::Agent {
 
 /// GET `url`: status and body as text.
 pub fn get(url: &str) -> (u16, String) {
-    get_with(&http(), url)
-}
-
-/// GET `url` with `agent`, which keeps its connection open for the next request (`wharf serve`
-/// keeps a connection on one event loop, and each loop has its own reused instances).
-pub fn get_with(agent: &ureq::Agent, url: &str) -> (u16, String) {
-    let mut response = agent.get(url).call().unwrap();
+    let mut response = http().get(url).call().unwrap();
     let body = response.body_mut().with_config().limit(u64::MAX).read_to_string().unwrap();
     (response.status().as_u16(), body)
 }
