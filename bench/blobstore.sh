@@ -19,7 +19,7 @@ if [ "$profile" = release ]; then
 else
     flags=() dir=debug
 fi
-cargo build --quiet "${flags[@]}" --locked -p wharf
+[ -n "${WHARF_BIN:-}" ] || cargo build --quiet "${flags[@]}" --locked -p wharf
 cargo build --quiet "${flags[@]}" --locked -p wharf-blobstore --example blob_native
 guests=${GUEST_TARGET_DIR:-$target/bench-guests}
 cargo build --quiet --release --locked --target wasm32-wasip2 --manifest-path crates/test-programs/Cargo.toml \

