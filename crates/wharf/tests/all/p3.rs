@@ -3,7 +3,7 @@
 //! each followed by a normal request that still works.
 use std::io::Read;
 
-use test_programs_artifacts::{HTTP_HELLO, P3_CLI, P3_HTTP, P3_MCP};
+use test_programs_artifacts::{HTTP_HELLO, MCP_TYPES, P3_CLI, P3_HTTP, P3_MCP};
 
 use crate::util::{Served, assert_one_clean_error, get, http, run, run_with_stdin, wharf};
 
@@ -315,6 +315,28 @@ pub fn p3_mcp() {
     );
     let stall = call(&["--timeout", "1s"], "async-tools.stall", "{}").expect_code(124);
     assert!(stall.stderr.contains("timed out after 1s"), "{}", stall.stderr);
+}
+
+#[test]
+fn p3_and_p2_tools_in_one_mcp_server() {
+    // The async tool runs on the concurrent engine, the plain 0.2 one on the other: one
+    // toolbox, each call's store made on its component's engine.
+    let lines = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"p3_mcp.async-tools.slow-add","arguments":{"a":2,"b":3}}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"mcp_types.add","arguments":{"a":4,"b":5}}}"#,
+    ];
+    let out = run_with_stdin(wharf(&["mcp", P3_MCP, MCP_TYPES]), format!("{}\n", lines.join("\n")).as_bytes());
+    let answer = |id: u64| -> serde_json::Value {
+        out.stdout
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .find(|reply| reply["id"] == id)
+            .unwrap_or_else(|| panic!("no reply {id}: {}\n{}", out.stdout, out.stderr))
+    };
+    assert_eq!(answer(2)["result"]["structuredContent"]["result"], 5, "{}", out.stdout);
+    assert_eq!(answer(3)["result"]["structuredContent"]["result"], 9, "{}", out.stdout);
 }
 
 // ---- OCI ----
