@@ -170,3 +170,20 @@ struct HasBlobstore;
 impl HasData for HasBlobstore {
     type Data<'a> = Blobstore<'a>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_stream_buffers_are_capped_per_component() {
+        let ctx = BlobCtx::new(SpoolDir { dir: PathBuf::from("/nonexistent"), max_object_size: 1 });
+        let shared = ctx.clone();
+        let mut held: Vec<_> = std::iter::from_fn(|| ctx.large_buffers(3 * READ_CHUNK)).take(100).collect();
+        assert_eq!(held.len(), STREAM_BUFFER_BUDGET / (3 * READ_CHUNK));
+        held.extend(shared.large_buffers(STREAM_BUFFER_BUDGET % (3 * READ_CHUNK)));
+        assert!(ctx.large_buffers(1).is_none(), "a clone (another instance) shares the budget");
+        held.pop();
+        assert!(shared.large_buffers(1).is_some(), "a dropped stream gives its room back");
+    }
+}

@@ -412,6 +412,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_dropped_unfinished_leaves_no_staged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let value = OutgoingValue::new(spool_dir(&dir), None);
+        let mut stream = BodyStream(value.body.clone());
+        for _ in 0..3 {
+            let n = stream.check_write().unwrap();
+            stream.write(Bytes::from(vec![1; n])).unwrap();
+            stream.ready().await;
+        }
+        let spool = dir.path().join("spool");
+        assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1, "nothing was staged");
+        drop((stream, value));
+        for _ in 0..500 {
+            if std::fs::read_dir(&spool).map_or(0, |d| d.count()) == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("a staged file was left behind");
+    }
+
+    #[tokio::test]
     async fn body_stream_over_the_size_limit_fails_and_stays_failed() {
         let dir = tempfile::tempdir().unwrap();
         let value = OutgoingValue::new(SpoolDir { dir: dir.path().join("spool"), max_object_size: 10 }, None);
