@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Size of the release binary, section by section, against the 60 MB target; and proof that a
-# panic in it still prints a symbolized backtrace with file:line (the debug info is split into
-# `wharf.dwp` beside the binary, and what stays in it is compressed; see Cargo.toml).
+# Size of the shipped binary, section by section, against the 60 MB target; and proof that a
+# panic in it still prints a symbolized backtrace with file:line (the symbols and line tables
+# are split into `wharf.debug` and `wharf.dwp` beside it by scripts/dist.sh).
 #
-#   bash bench/size.sh            builds target/release/wharf
-#   WHARF_BIN=path bash bench/size.sh
+#   bash bench/size.sh            builds target/dist/wharf with scripts/dist.sh
+#   WHARF_BIN=path bash bench/size.sh     (e.g. target/release/wharf, the unsplit build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
-[ -n "${WHARF_BIN:-}" ] || cargo build --quiet --release --locked -p wharf
-bin=${WHARF_BIN:-$target/release/wharf}
+[ -n "${WHARF_BIN:-}" ] || bash scripts/dist.sh > /dev/null
+bin=${WHARF_BIN:-$target/dist/wharf}
 limit_mb=${LIMIT_MB:-60}
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
 
@@ -36,7 +36,9 @@ readelf -SW "$bin" | awk '
     END { for (p in sum) printf "| %s | %.1f |\n", p, sum[p] / 1e6 }' | sort
 size=$(stat -c %s "$bin")
 echo "| **whole file** | **$(mb "$size")** |"
-[ -f "$bin.dwp" ] && echo "| (beside it, not loaded: \`$(basename "$bin").dwp\`) | $(mb "$(stat -c %s "$bin.dwp")") |"
+for f in "$bin.debug" "$bin.dwp"; do
+    [ -f "$f" ] && echo "| (beside it, read only for a backtrace: \`$(basename "$f")\`) | $(mb "$(stat -c %s "$f")") |"
+done
 echo
 
 # A real panic, no test hook: `wharf cache dir` prints with println!, which panics when stdout
@@ -64,18 +66,18 @@ else
     echo "$trace"
     ok=0
 fi
-# Is the .dwp read? The same panic from a copy of the binary without it beside: the inlined
-# frames (tokio's block_on, ...) exist only in the .dwp, so the count must drop.
-if [ -f "$bin.dwp" ]; then
+# Are the debug files read? The same panic from a copy of the binary without them beside: the
+# inlined frames (tokio's block_on, ...) exist only in the .dwp, so the count must drop.
+if [ -f "$bin.dwp" ] || [ -f "$bin.debug" ]; then
     alone=$(mktemp -d)
     cp "$bin" "$alone/wharf"
     without=$(frames "$(panic_trace "$alone/wharf")")
     rm -rf "$alone"
     with=$(frames "$trace")
     if [ "$with" -gt "$without" ]; then
-        echo "\`$(basename "$bin").dwp\` is read: $with frames with it, $without without (the rest are inlined frames)"
+        echo "the debug files beside it are read: $with frames with them, $without without"
     else
-        echo "\`$(basename "$bin").dwp\` is NOT read: $with frames with it, $without without (stale or from another link?)"
+        echo "the debug files beside it are NOT read: $with frames with them, $without without (stale or from another link?)"
         ok=0
     fi
 fi

@@ -8,8 +8,10 @@
 //!   cap, a new connection closes the least recently active *idle* one (no request in the
 //!   service, no response body streaming); if every one is busy, the new one is closed. Slow
 //!   or idle clients therefore never lock out a new client.
-//! - **Write timeout**: a client that accepts no response bytes for
-//!   [`ListenerOptions::write_timeout`] while wharf has some to send is disconnected. A response
+//! - **Write timeout**: a client that keeps wharf's writes waiting for
+//!   [`ListenerOptions::write_timeout`] in all while accepting fewer than
+//!   [`MIN_WRITE_PROGRESS`] bytes is disconnected (so neither a client that reads nothing nor
+//!   one that trickles a few bytes before each timeout holds its connection). A response
 //!   in progress marks its connection busy (never closed to make room), so without this a client
 //!   that asks for large responses and never reads them held its connections for ever, and
 //!   [`ListenerOptions::max_connections`] of them locked every other client out.
@@ -42,8 +44,8 @@ pub struct ListenerOptions {
     /// Time to receive a request's headers, counted from the connection opening or the
     /// previous response ending (hence also the keep-alive idle timeout).
     pub header_timeout: Duration,
-    /// How long a write to the client may make no progress (the client reads nothing) before
-    /// the connection is closed.
+    /// How long writes to the client may wait in all while it accepts fewer than
+    /// [`MIN_WRITE_PROGRESS`] bytes before the connection is closed.
     pub write_timeout: Duration,
 }
 
@@ -57,36 +59,78 @@ impl Default for ListenerOptions {
     }
 }
 
-/// A connection's stream whose writes fail once one has been pending (the client's receive
-/// window full) for `timeout` without any progress. hyper has no write timeout of its own.
+/// Bytes a client must accept per [`ListenerOptions::write_timeout`] of waiting writes; see
+/// [`WriteDeadline`].
+pub const MIN_WRITE_PROGRESS: usize = 64 << 10;
+
+/// A connection's stream whose writes fail once they have waited (the client's receive window
+/// full) for `timeout` in all while the client accepted fewer than [`MIN_WRITE_PROGRESS`]
+/// bytes. hyper has no write timeout of its own. Counting progress in bytes, not "any byte",
+/// is what stops a client that reads a few bytes just before each timeout to hold its
+/// connection (and a place under the cap) for ever; only time spent waiting counts, so a
+/// keep-alive connection idle between responses never accrues any.
 struct WriteDeadline<S> {
     inner: S,
     timeout: Duration,
-    // Armed when a write or flush first returns `Pending`, disarmed by any progress.
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Since when the current write has been waiting, if it is.
+    blocked_at: Option<Instant>,
+    /// Waiting time of earlier writes since progress was last reset.
+    blocked: Duration,
+    /// Bytes accepted since progress was last reset.
+    accepted: usize,
+    /// Wakes the waiting write when its time is up.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<S> WriteDeadline<S> {
     fn new(inner: S, timeout: Duration) -> Self {
-        WriteDeadline { inner, timeout, stalled: None }
+        WriteDeadline { inner, timeout, blocked_at: None, blocked: Duration::ZERO, accepted: 0, timer: None }
     }
 
-    /// Passes a ready result through (disarming the timer); on `Pending`, fails once the stall
-    /// has lasted `timeout` (the timer's waker is `cx`'s, so it is polled again then).
-    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
-        if poll.is_ready() {
-            self.stalled = None;
+    /// Passes a result through, counting `written` bytes of a ready one; on `Pending`, fails
+    /// once the waiting time since the last [`MIN_WRITE_PROGRESS`] bytes reaches `timeout` (the
+    /// timer's waker is `cx`'s, so it is polled again then).
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<T>>,
+        written: impl FnOnce(&T) -> usize,
+    ) -> Poll<std::io::Result<T>> {
+        if let Poll::Ready(result) = &poll {
+            if let Some(at) = self.blocked_at.take() {
+                self.blocked += at.elapsed();
+            }
+            if let Ok(value) = result {
+                self.accepted = self.accepted.saturating_add(written(value));
+                if self.accepted >= MIN_WRITE_PROGRESS {
+                    (self.blocked, self.accepted) = (Duration::ZERO, 0);
+                }
+            }
             return poll;
         }
-        let timeout = self.timeout;
-        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match stalled.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("the client read nothing for {timeout:?}"),
-            ))),
+        let now = Instant::now();
+        let at = *self.blocked_at.get_or_insert(now);
+        let Some(left) = self.timeout.checked_sub(self.blocked + (now - at)).filter(|left| !left.is_zero()) else {
+            return self.timed_out();
+        };
+        let deadline = tokio::time::Instant::from_std(now + left);
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer.as_mut().reset(deadline);
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => self.timed_out(),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    fn timed_out<T>(&self) -> Poll<std::io::Result<T>> {
+        Poll::Ready(Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the client accepted under {} KiB of the response in {:?} of waiting",
+                MIN_WRITE_PROGRESS >> 10,
+                self.timeout
+            ),
+        )))
     }
 }
 
@@ -103,7 +147,7 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteDeadline<S> 
 impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.watch(cx, poll)
+        self.watch(cx, poll, |n| *n)
     }
 
     fn poll_write_vectored(
@@ -112,7 +156,7 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.watch(cx, poll)
+        self.watch(cx, poll, |n| *n)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -121,12 +165,12 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let poll = Pin::new(&mut self.inner).poll_flush(cx);
-        self.watch(cx, poll)
+        self.watch(cx, poll, |()| 0)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.watch(cx, poll)
+        self.watch(cx, poll, |()| 0)
     }
 }
 
@@ -334,4 +378,52 @@ where
     }
     drop(listener);
     graceful
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Writes to a 64 KiB pipe whose reader takes `chunk` bytes every 50 ms, through a
+    /// `WriteDeadline` of 500 ms; how long until the writes fail (`None`: not within 3 s).
+    async fn trickle(chunk: usize) -> Option<Duration> {
+        let (client, server) = tokio::io::duplex(64 << 10);
+        let reader = tokio::spawn(async move {
+            let (mut client, mut buf) = (client, vec![0u8; chunk]);
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if client.read(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
+            }
+        });
+        let mut writer = WriteDeadline::new(server, Duration::from_millis(500));
+        let start = Instant::now();
+        let block = vec![7u8; 16 << 10];
+        let failed = loop {
+            if start.elapsed() > Duration::from_secs(3) {
+                break None;
+            }
+            if writer.write_all(&block).await.is_err() {
+                break Some(start.elapsed());
+            }
+        };
+        reader.abort();
+        failed
+    }
+
+    #[tokio::test]
+    async fn a_trickle_of_progress_does_not_reset_the_write_timeout() {
+        // 64 bytes per 50 ms: progress every time, far under 64 KiB per 500 ms of waiting.
+        // (Any progress used to reset the timer, so this never failed.)
+        let failed = trickle(64).await.expect("a trickling reader kept the connection");
+        assert!(failed < Duration::from_millis(1500), "failed only after {failed:?}");
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_keeps_up_is_never_cut() {
+        // 16 KiB per 50 ms (320 KiB/s): well over 64 KiB per 500 ms of waiting.
+        assert_eq!(trickle(16 << 10).await, None);
+    }
 }

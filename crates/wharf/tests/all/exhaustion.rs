@@ -131,6 +131,62 @@ fn serve_closes_clients_that_stop_reading() {
     assert!(sink.len() < 50_000_000, "the whole body was sent");
 }
 
+/// A connection to `host` with a small receive buffer, so that the server sees the few bytes
+/// it reads as progress (on loopback the default buffer opens the window 64 KiB at a time).
+fn small_window_connection(host: &str) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(host.parse().unwrap()).await.unwrap()
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+/// Reads `chunk` bytes from `stream` every `every` for `during`, then as fast as it comes until
+/// the server ends the connection or sends nothing for 3 s; the bytes read in all.
+fn read_slowly_then_drain(stream: &mut TcpStream, chunk: usize, every: Duration, during: Duration) -> usize {
+    stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let (start, mut total, mut buf) = (Instant::now(), 0, vec![0u8; chunk.max(1 << 16)]);
+    loop {
+        let slow = start.elapsed() < during;
+        match stream.read(&mut buf[..if slow { chunk } else { 1 << 16 }]) {
+            Ok(0) | Err(_) => return total,
+            Ok(n) => total += n,
+        }
+        if slow {
+            std::thread::sleep(every);
+        }
+    }
+}
+
+#[test]
+fn serve_closes_clients_that_read_a_trickle() {
+    // A client that reads a few bytes before each write timeout is a client that stopped
+    // reading: 1 KiB every 200 ms (~5 KiB/s, under 64 KiB per 2 s of waiting), cut; a slow
+    // but honest reader beside it is not. On Linux the kernel wakes a blocked writer only once
+    // about a third of its send buffer (up to 4 MB) has drained, so this trickle never shows
+    // wharf any progress; the unit test `listener::tests::a_trickle_of_progress_...` covers
+    // the case where it does (a small send buffer), which used to reset the timer.
+    let server = Served::start(&["--write-timeout", "2s", "--timeout", "60s", HTTP_ECHO]);
+    let host = server.base.trim_start_matches("http://").to_string();
+    let request = b"GET /big?bytes=50000000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    let mut trickle = small_window_connection(&host);
+    trickle.write_all(request).unwrap();
+    // Beside it, a slow but honest reader (~2.5 MB/s) gets the whole body.
+    let mut honest = TcpStream::connect(&host).unwrap();
+    honest.write_all(request).unwrap();
+    let honest = std::thread::spawn(move || {
+        read_slowly_then_drain(&mut honest, 256 << 10, Duration::from_millis(100), Duration::from_secs(6))
+    });
+    let read = read_slowly_then_drain(&mut trickle, 1024, Duration::from_millis(200), Duration::from_secs(6));
+    assert!(read < 50_000_000, "the trickling client got the whole body ({read} bytes)");
+    let read = honest.join().unwrap();
+    assert!(read > 50_000_000, "the honest reader was cut after {read} bytes");
+}
+
 /// A `wharf mcp --http 127.0.0.1:0` process; killed on drop.
 struct McpServer {
     child: Child,
