@@ -3,9 +3,9 @@
 //!
 //! rmcp answers every POSTed request with an SSE stream (a priming event, then the response;
 //! with sessions always, without them unless `json_response`). The spec lets the server choose
-//! either, and SSE costs clients dearly for a reply of one message: the Python SDK spent 0.6 ms
+//! either, and SSE costs clients dearly for a reply of one message: the Python SDK spent 0.6-1.1 ms
 //! more per call parsing the stream than reading the same response as JSON, the TypeScript SDK
-//! 0.1 ms (BENCHMARKS.md, stop 14), and the server wrote a chunked body in two writes. So the
+//! 0.1-0.35 ms (BENCHMARKS.md, stop 14), and the server wrote a chunked body in two writes. So the
 //! stream is read here until its first message:
 //!
 //! - a response or error (the call sent nothing before it): that message alone, as JSON with a

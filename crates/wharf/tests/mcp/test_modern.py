@@ -325,7 +325,7 @@ def sse_messages(response) -> list[dict]:
 
 def test_replies_are_json_unless_something_comes_first():
     """A POSTed request whose reply is only its response gets it as `application/json` (rmcp
-    streamed every reply as SSE, which cost the Python SDK 0.6-1.7 ms a call); notifications
+    streamed every reply as SSE, which cost the Python SDK 0.6-1.1 ms a call); notifications
     before the response, a client that ranks SSE higher, or a call still running after a second
     in a session keep the stream."""
     server = HttpServer(["=" + component("MCP_CONFORMANCE")], [*POLICY_FLAGS, "--tool-names", "underscore"])
