@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# wasi:blobstore throughput: a guest (`blob_store bench`) under `wharf run` writing then reading
-# one object of MIB MiB, next to native access to the same backend in the same run
-# (crates/wharf-blobstore/examples/blob_native.rs): on `fs`, a Rust file write (synced) and read
-# in the same directory; on `s3`, object_store's S3 client (the crate the store uses) against
-# the same moto server. Prints a Markdown table for BENCHMARKS.md.
-# Usage: bench/blobstore.sh [MIB] (default 256). PROFILE=dev uses debug builds (a quick check
-# that the script works; never for figures); GUEST_TARGET_DIR reuses a guest build dir. moto comes
-# from <repo>/.venv (scripts/setup.sh).
+# wasi:blobstore throughput: a guest (`blob_store bench`: 256 KiB writes, 1 MiB reads) under
+# `wharf run` writing then reading one object of MIB MiB, next to native access to the same
+# backend in the same run (crates/wharf-blobstore/examples/blob_native.rs: the same buffer sizes):
+# on `fs`, a Rust file write (synced, as the store syncs before its rename) and read in the same
+# directory; on `s3`, object_store's S3 client (the crate the store uses) against the same moto
+# server. Prints a Markdown table (medians of ROUNDS rounds, and the wharf process's peak RSS,
+# the largest over the rounds) for BENCHMARKS.md.
+# Usage: bench/blobstore.sh [MIB] (default 256). ROUNDS (default 5). BASE_BIN=<older wharf>
+# measures that binary too, alternating with WHARF_BIN round by round (same guest, same native
+# peer). BACKENDS (default "fs s3"). PROFILE=dev uses debug builds (a quick check that the script
+# works; never for figures); GUEST_TARGET_DIR reuses a guest build dir. moto comes from
+# <repo>/.venv (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 mib=${1:-256}
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-5}
+backends=${BACKENDS:-fs s3}
 profile=${PROFILE:-release}
 target=${CARGO_TARGET_DIR:-$root/target}
 if [ "$profile" = release ]; then
@@ -60,32 +65,49 @@ access_key_id = "bench"
 secret_access_key = "bench"
 EOF
 export WHARF_CACHE_DIR="$tmp/cache" WHARF_DATA_DIR="$tmp/data"
-"$wharf" compile "$guest" >/dev/null
-
 # "write-ms W read-ms R" -> MB/s for MIB MiB.
 mbps() { awk -v mib="$mib" -v ms="$1" 'BEGIN { printf "%.0f", (ms > 0) ? mib * 1.048576 / (ms / 1000) : 0 }'; }
 field() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", (b > 0) ? 100 * a / b : 0 }'; }
 
-echo "blobstore, $mib MiB object, $rounds rounds (best of each), $(nproc) cores, $(uname -sr), profile $profile"
+bins=("$wharf")
+[ -n "${BASE_BIN:-}" ] && bins+=("$BASE_BIN")
+for bin in "${bins[@]}"; do "$bin" compile "$guest" >/dev/null; done
+names=()
+for bin in "${bins[@]}"; do names+=("$(basename "$bin")"); done
+
+echo "blobstore, $mib MiB object, $rounds rounds (medians; peak RSS the largest), $(nproc) cores, $(uname -sr), profile $profile"
 echo
-echo "| backend | guest write MB/s | native write MB/s | write ratio | guest read MB/s | native read MB/s | read ratio |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-for backend in fs s3; do
-    best_gw=0 best_gr=0 best_nw=0 best_nr=0
+echo "| backend | wharf | guest write MB/s | native write MB/s | write ratio | guest read MB/s | native read MB/s | read ratio | peak RSS MiB |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+for backend in $backends; do
+    declare -A gw=() gr=() rss=()
+    nw=() nr=()
     for _ in $(seq "$rounds"); do
-        out=$("$wharf" run --runtime-config "$tmp/runtime.toml" --blob "bench=$backend" "$guest" bench bench "$mib")
-        gw=$(mbps "$(echo "$out" | field write-ms)") gr=$(mbps "$(echo "$out" | field read-ms)")
+        for i in "${!bins[@]}"; do
+            out=$(/usr/bin/time -f "rss-kib %M" "${bins[$i]}" run --runtime-config "$tmp/runtime.toml" --blob "bench=$backend" \
+                "$guest" bench bench "$mib" 2>&1)
+            gw[$i]+=" $(mbps "$(echo "$out" | field write-ms)")"
+            gr[$i]+=" $(mbps "$(echo "$out" | field read-ms)")"
+            rss[$i]+=" $(echo "$out" | field rss-kib)"
+        done
         if [ "$backend" = fs ]; then
             out=$("$native" fs "$tmp/fs" "$mib")
         else
             out=$("$native" s3 "http://127.0.0.1:$port" bench "$mib")
         fi
-        nw=$(mbps "$(echo "$out" | field write-ms)") nr=$(mbps "$(echo "$out" | field read-ms)")
-        [ "$gw" -gt "$best_gw" ] && best_gw=$gw
-        [ "$gr" -gt "$best_gr" ] && best_gr=$gr
-        [ "$nw" -gt "$best_nw" ] && best_nw=$nw
-        [ "$nr" -gt "$best_nr" ] && best_nr=$nr
+        nw+=("$(mbps "$(echo "$out" | field write-ms)")")
+        nr+=("$(mbps "$(echo "$out" | field read-ms)")")
     done
-    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", (b > 0) ? 100 * a / b : 0 }'; }
-    echo "| $backend | $best_gw | $best_nw | $(ratio "$best_gw" "$best_nw") | $best_gr | $best_nr | $(ratio "$best_gr" "$best_nr") |"
+    mnw=$(printf '%s\n' "${nw[@]}" | median) mnr=$(printf '%s\n' "${nr[@]}" | median)
+    for i in "${!bins[@]}"; do
+        mgw=$(echo ${gw[$i]} | tr ' ' '\n' | median) mgr=$(echo ${gr[$i]} | tr ' ' '\n' | median)
+        peak=$(echo ${rss[$i]} | tr ' ' '\n' | sort -n | tail -1)
+        echo "| $backend | ${names[$i]} | $mgw | $mnw | $(ratio "$mgw" "$mnw") | $mgr | $mnr | $(ratio "$mgr" "$mnr") | $((peak / 1024)) |"
+    done
+    [ -n "${VERBOSE:-}" ] && for i in "${!bins[@]}"; do
+        echo "  ${names[$i]} $backend write:${gw[$i]} read:${gr[$i]} rss-kib:${rss[$i]}; native write: ${nw[*]} read: ${nr[*]}" >&2
+    done
+    unset gw gr rss
 done

@@ -3,7 +3,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use tokio::io::AsyncRead;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 
 /// A boxed future, so [`Backend`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -32,9 +33,46 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
-/// A byte range of an object being read; the backend holds it open so that a reader sees the
-/// object as it was when the read began, whatever is written meanwhile.
-pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// A byte range of an object being read, as the chunks the backend produces (none empty, each
+/// at most [`READ_CHUNK`] bytes for `fs`, as they arrive for `s3`); the backend holds it open
+/// so that a reader sees the object as it was when the read began, whatever is written
+/// meanwhile. Chunks are handed to the guest without another copy.
+pub type Reader = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// The largest chunk a backend reads at once for a [`Reader`]; a stream holds at most three
+/// (one being read, one queued, one the guest is consuming).
+pub const READ_CHUNK: usize = 1024 * 1024;
+
+/// The chunk size of a stream that found no room in its component's buffer budget.
+pub const SMALL_READ_CHUNK: usize = 64 * 1024;
+
+/// `reader` cut after `len` bytes, whatever the source sends; empty chunks dropped.
+pub(crate) fn cut(reader: Reader, len: u64) -> Reader {
+    Box::pin(
+        reader
+            .scan(len, |left, item| {
+                let item = match item {
+                    Ok(_) if *left == 0 => None,
+                    Ok(mut bytes) => {
+                        if bytes.len() as u64 > *left {
+                            bytes.truncate(*left as usize);
+                        }
+                        *left -= bytes.len() as u64;
+                        Some(Ok(bytes))
+                    }
+                    Err(e) => Some(Err(e)),
+                };
+                std::future::ready(item)
+            })
+            .filter(|item| std::future::ready(!matches!(item, Ok(b) if b.is_empty()))),
+    )
+}
+
+/// A reader of one chunk (empty if `bytes` is).
+pub(crate) fn once(bytes: Bytes) -> Reader {
+    let item = (!bytes.is_empty()).then_some(Ok(bytes));
+    Box::pin(futures_util::stream::iter(item))
+}
 
 /// The bytes of an object being written, staged in a temp file (see [`crate::SpoolDir`]);
 /// dropping it deletes the file.
@@ -72,9 +110,17 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, BlobResult<Vec<String>>>;
     /// An object's metadata, or `None` if it does not exist.
     fn info<'a>(&'a self, container: &'a str, name: &'a str) -> BoxFuture<'a, BlobResult<Option<ObjectInfo>>>;
-    /// Bytes `start..end` (exclusive, already clamped to the size) of an object that exists.
-    fn read<'a>(&'a self, container: &'a str, name: &'a str, start: u64, end: u64)
-    -> BoxFuture<'a, BlobResult<Reader>>;
+    /// Bytes `start..end` (exclusive, already clamped to the size) of an object that exists, in
+    /// chunks of at most `chunk` bytes where the backend chooses (`fs`; `s3` passes on what the
+    /// connection reads, `memory` its stored bytes).
+    fn read<'a>(
+        &'a self,
+        container: &'a str,
+        name: &'a str,
+        start: u64,
+        end: u64,
+        chunk: usize,
+    ) -> BoxFuture<'a, BlobResult<Reader>>;
     /// Makes `spool` the object `name` of `container` (which must exist), replacing any object
     /// of that name atomically: readers see the old object or the new one, whole.
     fn put<'a>(&'a self, container: &'a str, name: &'a str, spool: Spool) -> BoxFuture<'a, BlobResult<()>>;

@@ -9,11 +9,13 @@
 //! Writes go to a temp file under `.tmp/` in the store directory (same filesystem), are synced,
 //! then renamed over the object: a reader holds an open file and sees the old object or the
 //! new one whole, never a mix.
-use std::io::{self, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use bytes::Bytes;
+use tokio::io::AsyncSeekExt;
 
 use crate::backend::{Backend, BlobError, BlobResult, BoxFuture, ObjectInfo, Reader, Spool};
 
@@ -121,15 +123,45 @@ fn seconds(m: &std::fs::Metadata) -> u64 {
     m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
 }
 
-/// Opens an object file for reading without following a symlink.
-async fn open_nofollow(path: PathBuf) -> io::Result<tokio::fs::File> {
-    let mut options = tokio::fs::OpenOptions::new();
-    options.read(true).custom_flags(libc::O_NOFOLLOW);
-    let file = options.open(path).await?;
-    if !file.metadata().await?.is_file() {
+/// Opens an object file for reading without following a symlink (blocking).
+fn open_nofollow(path: &Path) -> io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
+    if !file.metadata()?.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
     }
     Ok(file)
+}
+
+/// Runs blocking file work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(io::Error::other)?
+}
+
+/// `len` bytes of `file` from its position, as chunks of up to `chunk` bytes: each is one
+/// `read` into a fresh buffer on the blocking pool (one hand-off per chunk, not per 64 KiB
+/// as through `tokio::fs`), handed on without another copy. The file stays open, so the
+/// object read is the one opened even if it is replaced meanwhile.
+fn chunks(file: std::fs::File, len: u64, chunk: usize) -> Reader {
+    let chunk = chunk.max(1) as u64;
+    Box::pin(futures_util::stream::try_unfold((file, len), move |(file, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let want = left.min(chunk);
+        let (file, buf) = blocking(move || {
+            // `read_to_end` fills the spare capacity without zeroing it first.
+            let mut buf = Vec::with_capacity(want as usize);
+            (&file).take(want).read_to_end(&mut buf)?;
+            Ok((file, buf))
+        })
+        .await?;
+        if buf.is_empty() {
+            // Only a file truncated behind the store's back ends early.
+            return Ok(None);
+        }
+        let n = buf.len() as u64;
+        Ok(Some((Bytes::from(buf), (file, left - n))))
+    }))
 }
 
 impl Backend for FsStore {
@@ -220,16 +252,20 @@ impl Backend for FsStore {
         name: &'a str,
         start: u64,
         end: u64,
+        chunk: usize,
     ) -> BoxFuture<'a, BlobResult<Reader>> {
         Box::pin(async move {
             let path = self.object_path(&self.existing(container).await?, name)?;
-            let mut file = match open_nofollow(path).await {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(no_object(container, name)),
-                Err(e) => return Err(self.io(e)),
-            };
-            file.seek(SeekFrom::Start(start)).await.map_err(|e| self.io(e))?;
-            Ok(Box::new(file.take(end.saturating_sub(start))) as Reader)
+            let opened = blocking(move || {
+                let mut file = open_nofollow(&path)?;
+                file.seek(SeekFrom::Start(start))?;
+                Ok(file)
+            });
+            match opened.await {
+                Ok(file) => Ok(chunks(file, end.saturating_sub(start), chunk)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(no_object(container, name)),
+                Err(e) => Err(self.io(e)),
+            }
         })
     }
 
@@ -271,8 +307,12 @@ impl Backend for FsStore {
         Box::pin(async move {
             let src = self.object_path(&self.existing(sc).await?, sn)?;
             let dst = self.object_path(&self.existing(dc).await?, dn)?;
-            let mut from = match open_nofollow(src.clone()).await {
-                Ok(f) => f,
+            let opened = blocking({
+                let src = src.clone();
+                move || open_nofollow(&src)
+            });
+            let mut from = match opened.await {
+                Ok(f) => tokio::fs::File::from_std(f),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(no_object(sc, sn)),
                 Err(e) => return Err(self.io(e)),
             };
@@ -302,5 +342,49 @@ mod tests {
         assert_eq!(decode("%2"), None);
         assert_eq!(decode("%2e"), None, "not the canonical encoding");
         assert_eq!(decode(".tmp"), None);
+    }
+
+    async fn put(store: &FsStore, spool_dir: &crate::SpoolDir, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let mut spool = spool_dir.create().await.unwrap();
+        spool.file.write_all(bytes).await.unwrap();
+        spool.file.flush().await.unwrap();
+        spool.file.seek(SeekFrom::Start(0)).await.unwrap();
+        spool.size = bytes.len() as u64;
+        store.put("c", "o", spool).await.unwrap();
+    }
+
+    use crate::backend::READ_CHUNK;
+
+    async fn collect(mut reader: Reader) -> Vec<u8> {
+        use futures_util::TryStreamExt;
+        let mut out = Vec::new();
+        while let Some(chunk) = reader.try_next().await.unwrap() {
+            assert!(!chunk.is_empty() && chunk.len() <= READ_CHUNK);
+            out.extend_from_slice(&chunk);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn reads_ranges_across_chunks_and_keep_the_object_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().join("store"));
+        let spool_dir = crate::SpoolDir { dir: dir.path().join("store/.spool"), max_object_size: u64::MAX };
+        store.create_container("c").await.unwrap();
+        let old: Vec<u8> = (0..(5 * READ_CHUNK / 2) as u64).map(|i| (i ^ (i >> 8) ^ (i / 251)) as u8).collect();
+        put(&store, &spool_dir, &old).await;
+        for (start, end) in [(0, old.len()), (READ_CHUNK - 1, 2 * READ_CHUNK + 5), (7, 7), (old.len() - 1, old.len())] {
+            let got = collect(store.read("c", "o", start as u64, end as u64, READ_CHUNK).await.unwrap()).await;
+            assert!(got == old[start..end], "range {start}..{end} differs");
+        }
+        // A reader opened before a replacement reads the old object whole.
+        let mut reader = store.read("c", "o", 0, old.len() as u64, READ_CHUNK).await.unwrap();
+        let first = futures_util::TryStreamExt::try_next(&mut reader).await.unwrap().unwrap();
+        put(&store, &spool_dir, &[7; 1000]).await;
+        let mut got = first.to_vec();
+        got.extend(collect(reader).await);
+        assert!(got == old, "the reader saw the replacement");
+        assert_eq!(collect(store.read("c", "o", 0, 1000, 7).await.unwrap()).await, vec![7; 1000]);
     }
 }

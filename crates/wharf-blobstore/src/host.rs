@@ -2,16 +2,16 @@
 //! sent to the container's backend. Errors are the WIT's `string`.
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use futures_util::TryStreamExt;
+use tokio::io::AsyncWriteExt;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::DynInputStream;
 use wasmtime_wasi::p2::DynOutputStream;
-use wasmtime_wasi::p2::pipe::AsyncReadStream;
 
-use crate::backend::{BlobError, BlobResult, Reader, check_object_name};
+use crate::backend::{BlobError, BlobResult, READ_CHUNK, Reader, SMALL_READ_CHUNK, check_object_name};
 use crate::bindings::wasi::blobstore::types::{ContainerMetadata, ObjectId, ObjectMetadata};
 use crate::bindings::wasi::blobstore::{blobstore, container, types};
-use crate::streams::{BodyStream, OutgoingValue, Target};
+use crate::streams::{BodyStream, IncomingStream, OutgoingValue, Target};
 use crate::{Blobstore, Granted};
 
 type Result<T> = wasmtime::Result<std::result::Result<T, String>>;
@@ -42,6 +42,8 @@ pub struct ObjectNames {
 pub struct IncomingValue {
     reader: Reader,
     size: u64,
+    /// Room in the component's budget for large chunks, if the reader got it.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 fn fail<T>(e: BlobError) -> std::result::Result<T, String> {
@@ -94,10 +96,16 @@ impl Blobstore<'_> {
             if to.backend.container_created(&dest.container).await?.is_none() {
                 return Err(BlobError(format!("container `{}` does not exist", dest.container)));
             }
-            let mut reader = from.backend.read(&src.container, &src.object, 0, u64::MAX).await?;
+            let info = from.backend.info(&src.container, &src.object).await?.ok_or_else(|| {
+                BlobError(format!("object {:?} does not exist in container `{}`", src.object, src.container))
+            })?;
+            let mut reader = from.backend.read(&src.container, &src.object, 0, info.size, SMALL_READ_CHUNK).await?;
             let mut spool = self.ctx.spool.create().await?;
             let staging = |e: std::io::Error| BlobError(format!("cannot stage the value: {}", e.kind()));
-            spool.size = tokio::io::copy(&mut reader, &mut spool.file).await.map_err(staging)?;
+            while let Some(chunk) = reader.try_next().await.map_err(|e| BlobError(format!("read failed: {e}")))? {
+                spool.file.write_all(&chunk).await.map_err(staging)?;
+                spool.size += chunk.len() as u64;
+            }
             spool.file.flush().await.map_err(staging)?;
             tokio::io::AsyncSeekExt::seek(&mut spool.file, std::io::SeekFrom::Start(0)).await.map_err(staging)?;
             to.backend.put(&dest.container, &dest.object, spool).await?;
@@ -202,8 +210,12 @@ impl container::HostContainer for Blobstore<'_> {
             // `end` is inclusive; a range past the end is cut at the end.
             let stop = end.saturating_add(1).min(info.size);
             let begin = start.min(stop);
-            let reader = granted.backend.read(&container, &name, begin, stop).await?;
-            Ok(IncomingValue { reader, size: stop - begin })
+            // Large chunks (read ahead: up to three held) if the component has room for them.
+            let size = stop - begin;
+            let permit = (size > SMALL_READ_CHUNK as u64).then(|| self.ctx.large_buffers(3 * READ_CHUNK)).flatten();
+            let chunk = if permit.is_some() { READ_CHUNK } else { SMALL_READ_CHUNK };
+            let reader = granted.backend.read(&container, &name, begin, stop, chunk).await?;
+            Ok(IncomingValue { reader, size, permit })
         }
         .await;
         match self.logged(&granted, "get-data", result) {
@@ -356,7 +368,8 @@ impl types::Host for Blobstore<'_> {}
 
 impl types::HostOutgoingValue for Blobstore<'_> {
     async fn new_outgoing_value(&mut self) -> wasmtime::Result<Resource<OutgoingValue>> {
-        Ok(self.table.push(OutgoingValue::new(self.ctx.spool.clone()))?)
+        let permit = self.ctx.large_buffers(crate::streams::BUDGET);
+        Ok(self.table.push(OutgoingValue::new(self.ctx.spool.clone(), permit))?)
     }
 
     async fn outgoing_value_write_body(
@@ -395,19 +408,25 @@ impl types::HostOutgoingValue for Blobstore<'_> {
 
 impl types::HostIncomingValue for Blobstore<'_> {
     async fn incoming_value_consume_sync(&mut self, v: Resource<IncomingValue>) -> Result<Vec<u8>> {
-        let IncomingValue { mut reader, size } = self.table.delete(v)?;
+        let IncomingValue { mut reader, size, .. } = self.table.delete(v)?;
         if size > MAX_SYNC_VALUE {
             return Ok(Err(format!(
                 "the value is {size} bytes, over the {MAX_SYNC_VALUE} bytes consume-sync returns; use consume-async"
             )));
         }
         let mut bytes = Vec::with_capacity(size as usize);
-        Ok(reader.read_to_end(&mut bytes).await.map(|_| bytes).map_err(|e| format!("read failed: {}", e.kind())))
+        loop {
+            match reader.try_next().await {
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                Ok(None) => return Ok(Ok(bytes)),
+                Err(e) => return Ok(Err(format!("read failed: {e}"))),
+            }
+        }
     }
 
     async fn incoming_value_consume_async(&mut self, v: Resource<IncomingValue>) -> Result<Resource<DynInputStream>> {
-        let IncomingValue { reader, .. } = self.table.delete(v)?;
-        let stream: DynInputStream = Box::new(AsyncReadStream::new(reader));
+        let IncomingValue { reader, permit, .. } = self.table.delete(v)?;
+        let stream: DynInputStream = Box::new(IncomingStream::new(reader, permit));
         Ok(Ok(self.table.push(stream)?))
     }
 

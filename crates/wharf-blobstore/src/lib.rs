@@ -26,7 +26,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 pub use backend::{
-    Backend, BlobError, BlobResult, BoxFuture, MAX_OBJECT_NAME, ObjectInfo, Reader, Spool, check_object_name,
+    Backend, BlobError, BlobResult, BoxFuture, MAX_OBJECT_NAME, ObjectInfo, READ_CHUNK, Reader, SMALL_READ_CHUNK,
+    Spool, check_object_name,
 };
 pub use capability::{BlobGrant, BlobstoreCapability, BlobstoreConfig, StoreConfig};
 pub use fs::FsStore;
@@ -90,11 +91,19 @@ pub struct Granted {
     pub store: String,
 }
 
-/// The containers one component may use, and where values are staged.
+/// How many bytes of stream buffers one component's streams may hold beyond the small ones
+/// every stream gets: a stream that finds room here reads ahead [`READ_CHUNK`]s or accepts
+/// 1 MiB of writes before waiting; one that does not uses [`SMALL_READ_CHUNK`]s and 256 KiB, so
+/// thousands of open streams cannot multiply the large buffers.
+pub const STREAM_BUFFER_BUDGET: usize = 16 * 1024 * 1024;
+
+/// The containers one component may use, where values are staged, and the room left for large
+/// stream buffers ([`STREAM_BUFFER_BUDGET`]).
 #[derive(Clone)]
 pub struct BlobCtx {
     containers: BTreeMap<String, Granted>,
     spool: SpoolDir,
+    buffers: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for BlobCtx {
@@ -106,7 +115,17 @@ impl std::fmt::Debug for BlobCtx {
 impl BlobCtx {
     /// No containers: every container call is denied.
     pub fn new(spool: SpoolDir) -> Self {
-        BlobCtx { containers: BTreeMap::new(), spool }
+        BlobCtx {
+            containers: BTreeMap::new(),
+            spool,
+            buffers: Arc::new(tokio::sync::Semaphore::new(STREAM_BUFFER_BUDGET)),
+        }
+    }
+
+    /// Room for `bytes` of large stream buffers, held until the permit is dropped; `None` when
+    /// the component's streams already hold [`STREAM_BUFFER_BUDGET`].
+    pub(crate) fn large_buffers(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.buffers.clone().try_acquire_many_owned(u32::try_from(bytes).ok()?).ok()
     }
 
     /// Lets the component use `container`, kept in `store` (named `store_name`).
@@ -150,4 +169,21 @@ struct HasBlobstore;
 
 impl HasData for HasBlobstore {
     type Data<'a> = Blobstore<'a>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_stream_buffers_are_capped_per_component() {
+        let ctx = BlobCtx::new(SpoolDir { dir: PathBuf::from("/nonexistent"), max_object_size: 1 });
+        let shared = ctx.clone();
+        let mut held: Vec<_> = std::iter::from_fn(|| ctx.large_buffers(3 * READ_CHUNK)).take(100).collect();
+        assert_eq!(held.len(), STREAM_BUFFER_BUDGET / (3 * READ_CHUNK));
+        held.extend(shared.large_buffers(STREAM_BUFFER_BUDGET % (3 * READ_CHUNK)));
+        assert!(ctx.large_buffers(1).is_none(), "a clone (another instance) shares the budget");
+        held.pop();
+        assert!(shared.large_buffers(1).is_some(), "a dropped stream gives its room back");
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
-use crate::backend::{Backend, BlobError, BlobResult, BoxFuture, ObjectInfo, Reader, Spool};
+use crate::backend::{Backend, BlobError, BlobResult, BoxFuture, ObjectInfo, Reader, Spool, once};
 use crate::now;
 
 #[derive(Default)]
@@ -110,6 +110,7 @@ impl Backend for MemoryStore {
         name: &'a str,
         start: u64,
         end: u64,
+        _chunk: usize,
     ) -> BoxFuture<'a, BlobResult<Reader>> {
         let s = self.lock();
         let bytes = match s.containers.get(container) {
@@ -120,7 +121,7 @@ impl Backend for MemoryStore {
                 Some((b, _)) => Ok(b.slice(start as usize..end as usize)),
             },
         };
-        Box::pin(async move { Ok(Box::new(std::io::Cursor::new(bytes?)) as Reader) })
+        Box::pin(async move { Ok(once(bytes?)) })
     }
 
     fn put<'a>(&'a self, container: &'a str, name: &'a str, mut spool: Spool) -> BoxFuture<'a, BlobResult<()>> {

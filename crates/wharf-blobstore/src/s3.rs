@@ -35,7 +35,7 @@ use tokio::io::AsyncReadExt;
 
 pub use config::{S3Config, Secret};
 
-use crate::backend::{Backend, BlobError, BlobResult, BoxFuture, ObjectInfo, Reader, Spool};
+use crate::backend::{Backend, BlobError, BlobResult, BoxFuture, ObjectInfo, Reader, Spool, cut, once};
 
 /// Values up to this size go up in one `PUT`; bigger ones in parts of this size.
 const PART: usize = 8 * 1024 * 1024;
@@ -363,10 +363,11 @@ impl Backend for S3Store {
         name: &'a str,
         start: u64,
         end: u64,
+        _chunk: usize,
     ) -> BoxFuture<'a, BlobResult<Reader>> {
         Box::pin(async move {
             if start >= end {
-                return Ok(Box::new(tokio::io::empty()) as Reader);
+                return Ok(once(bytes::Bytes::new()));
             }
             let clients = self.clients()?;
             let options = GetOptions { range: Some(GetRange::Bounded(start..end)), ..GetOptions::default() };
@@ -381,7 +382,7 @@ impl Backend for S3Store {
                 std::io::Error::other(guest.0)
             });
             // At most the bytes asked for, whatever the server sends.
-            Ok(Box::new(tokio_util::io::StreamReader::new(stream).take(end - start)) as Reader)
+            Ok(cut(Box::pin(stream), end - start))
         })
     }
 

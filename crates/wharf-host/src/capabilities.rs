@@ -288,13 +288,16 @@ mod tests {
     fn every_listed_interface_links_and_is_provided() {
         let host = Host::new(WharfEngine::new(&EngineOptions::default()).unwrap(), None).unwrap();
         assert!(interfaces().count() >= 10);
-        for name in interfaces() {
-            assert!(defines(host.linker(), name), "{name} is listed but not linked");
-            assert!(crate::provides::provides(name), "{name}");
+        // Both engines' linkers: a capability reaches components of either.
+        for kind in [crate::EngineKind::Sync, crate::EngineKind::Concurrent] {
+            for name in interfaces() {
+                assert!(defines(host.linker_of(kind), name), "{name} is listed but not linked ({kind:?})");
+                assert!(crate::provides::provides(name), "{name}");
+            }
         }
         // The check can fail: a name nobody links.
         let unlinked = "wasi:keyvalue/store@0.2.0-draft9";
-        assert!(!defines(host.linker(), unlinked));
+        assert!(!defines(host.linker_of(crate::EngineKind::Concurrent), unlinked));
         assert!(!crate::provides::provides(unlinked));
     }
 

@@ -1,8 +1,9 @@
-//! The one wasmtime [`Engine`] of a Wharf process, and the epoch ticker that makes timeouts work.
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+//! The wasmtime [`Engine`]s of a Wharf process (one without and one with component-model
+//! concurrency, see [`EngineKind`]) and the epoch ticker that makes timeouts work.
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
+use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
 /// How often the engine's epoch advances; the granularity of every timeout.
@@ -26,80 +27,168 @@ pub struct PoolOptions {
     pub max_memory: u64,
 }
 
-/// A shared engine with epoch interruption enabled and a background ticker.
-#[derive(Clone)]
-pub struct WharfEngine {
-    engine: Engine,
-    _ticker: Arc<Ticker>,
+/// Which of a process's two engines a component is compiled for and runs on.
+///
+/// Concurrency support (the component-model async ABI that WASI 0.3 is built on) makes every
+/// store and every call pay for its task bookkeeping, async ABI or not: a plain synchronous
+/// WASI 0.2 component served ~15-20% fewer requests per second on an engine that has it
+/// (BENCHMARKS.md, stop 14). So such components get an engine without it, and only those
+/// that need it the concurrent one (see `crate::abi`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    /// No component-model concurrency: synchronous WASI 0.2 components.
+    Sync,
+    /// Component-model async: WASI 0.3, the async ABI in any world, and instances that serve
+    /// several requests through wasmtime-wasi-http's event loop.
+    Concurrent,
 }
 
-struct Ticker(Arc<AtomicBool>);
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+impl EngineKind {
+    /// The name used in compile-cache keys and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Sync => "sync",
+            EngineKind::Concurrent => "concurrent",
+        }
     }
 }
 
+/// A handle on the process's engines (epoch interruption on, one ticker thread for all),
+/// pinned to one [`EngineKind`]: [`WharfEngine::engine`] is that kind's engine. The concurrent
+/// engine is created on first use ([`WharfEngine::with_kind`]), so a process that runs only
+/// synchronous components never reserves its instance pool. Clones share the engines.
+#[derive(Clone)]
+pub struct WharfEngine {
+    shared: Arc<Shared>,
+    kind: EngineKind,
+}
+
+struct Shared {
+    options: EngineOptions,
+    sync: Engine,
+    concurrent: OnceLock<Engine>,
+    // Held while the concurrent engine is created, so two loads never build (and reserve a
+    // pool for) two of them.
+    creating: Mutex<()>,
+}
+
 impl WharfEngine {
-    /// Creates the engine and starts its epoch ticker thread (stopped when the last clone drops).
+    /// Creates the synchronous engine and starts the epoch ticker thread (it stops when the
+    /// last clone drops). The handle is pinned to [`EngineKind::Sync`].
     pub fn new(options: &EngineOptions) -> wasmtime::Result<Self> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.wasm_component_model(true);
-        if let Some(pool) = options.pooling {
-            // A Rust wasip2 component is a handful of core instances with a few memories and
-            // tables; leave room for components larger than that.
-            let mut pooling = wasmtime::PoolingAllocationConfig::new();
-            pooling
-                .total_component_instances(pool.instances)
-                .total_core_instances(pool.instances.saturating_mul(10))
-                .total_memories(pool.instances.saturating_mul(2))
-                .total_tables(pool.instances.saturating_mul(4))
-                .total_stacks(pool.instances)
-                .max_memory_size(usize::try_from(pool.max_memory).unwrap_or(usize::MAX))
-                .max_unused_warm_slots(pool.instances.min(100))
-                // Fewer madvise calls per request: each one costs a TLB shootdown on every core
-                // running the process, the largest cost of instance-per-request serving. Small
-                // tables and the first 64 KiB of each memory are reset with memset instead, and
-                // the remaining decommits are batched (measured in BENCHMARKS.md).
-                .table_keep_resident(64 << 10)
-                .linear_memory_keep_resident(64 << 10)
-                .decommit_batch_size((pool.instances as usize / 8).clamp(1, 32));
-            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
-        }
-        let engine = Engine::new(&config)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ticking_engine, ticking_stop) = (engine.weak(), stop.clone());
+        let shared = Arc::new(Shared {
+            options: options.clone(),
+            sync: build(options, EngineKind::Sync)?,
+            concurrent: OnceLock::new(),
+            creating: Mutex::new(()),
+        });
+        let ticking: Weak<Shared> = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("wharf-epoch".into())
             .spawn(move || {
-                while !ticking_stop.load(Ordering::Relaxed) {
+                loop {
                     std::thread::sleep(EPOCH_TICK);
-                    match ticking_engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
+                    let Some(shared) = ticking.upgrade() else { break };
+                    shared.sync.increment_epoch();
+                    if let Some(engine) = shared.concurrent.get() {
+                        engine.increment_epoch();
                     }
                 }
             })
             .map_err(|e| wasmtime::format_err!("cannot start the epoch ticker thread: {e}"))?;
-        Ok(WharfEngine { engine, _ticker: Arc::new(Ticker(stop)) })
+        Ok(WharfEngine { shared, kind: EngineKind::Sync })
     }
 
-    /// The underlying wasmtime engine.
+    /// The same engines pinned to `kind`, creating the concurrent engine (same options) if
+    /// this is its first use.
+    pub fn with_kind(&self, kind: EngineKind) -> wasmtime::Result<Self> {
+        if kind == EngineKind::Concurrent && self.shared.concurrent.get().is_none() {
+            let _creating = self.shared.creating.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if self.shared.concurrent.get().is_none() {
+                tracing::debug!("creating the concurrent engine");
+                let engine = build(&self.shared.options, EngineKind::Concurrent)?;
+                let _ = self.shared.concurrent.set(engine);
+            }
+        }
+        Ok(WharfEngine { shared: self.shared.clone(), kind })
+    }
+
+    /// The same engines pinned to the kind that compiled `component`, so that its stores are
+    /// made on its engine. A component of another process's engine keeps this handle's kind
+    /// (wasmtime then refuses to instantiate it).
+    pub fn for_component(&self, component: &Component) -> Self {
+        let kind = if Engine::same(component.engine(), &self.shared.sync) {
+            EngineKind::Sync
+        } else if self.shared.concurrent.get().is_some_and(|e| Engine::same(component.engine(), e)) {
+            EngineKind::Concurrent
+        } else {
+            self.kind
+        };
+        WharfEngine { shared: self.shared.clone(), kind }
+    }
+
+    /// Whether the concurrent engine has been created.
+    #[cfg(test)]
+    pub(crate) fn has_concurrent(&self) -> bool {
+        self.shared.concurrent.get().is_some()
+    }
+
+    /// Which engine this handle is pinned to.
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// The wasmtime engine of this handle's kind.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        match self.kind {
+            EngineKind::Sync => &self.shared.sync,
+            // A concurrent handle is only made by `with_kind`/`for_component`, after creation.
+            EngineKind::Concurrent => self.shared.concurrent.get().expect("the concurrent engine exists"),
+        }
     }
 
-    /// A hex string that changes whenever compiled code from this engine would not load in
-    /// another (wasmtime version, target, tunables, features).
+    /// A hex string that changes whenever compiled code from this handle's engine would not
+    /// load in another (wasmtime version, target, tunables, features, and the [`EngineKind`]
+    /// itself, so an artifact of one kind is never even looked up for the other).
     pub fn fingerprint(&self) -> String {
         use std::hash::Hash;
         let mut hasher = Sha256Hasher(sha2::Sha256::default());
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.engine().precompile_compatibility_hash().hash(&mut hasher);
+        self.kind.as_str().hash(&mut hasher);
         let digest = sha2::Digest::finalize(hasher.0);
         hex::encode(&digest[..12])
     }
+}
+
+/// One engine of `kind` with `options`.
+fn build(options: &EngineOptions, kind: EngineKind) -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    // Off, the component-model async features are off too (wasmtime's default follows it).
+    config.concurrency_support(kind == EngineKind::Concurrent);
+    if let Some(pool) = options.pooling {
+        // A Rust wasip2 component is a handful of core instances with a few memories and
+        // tables; leave room for components larger than that.
+        let mut pooling = wasmtime::PoolingAllocationConfig::new();
+        pooling
+            .total_component_instances(pool.instances)
+            .total_core_instances(pool.instances.saturating_mul(10))
+            .total_memories(pool.instances.saturating_mul(2))
+            .total_tables(pool.instances.saturating_mul(4))
+            .total_stacks(pool.instances)
+            .max_memory_size(usize::try_from(pool.max_memory).unwrap_or(usize::MAX))
+            .max_unused_warm_slots(pool.instances.min(100))
+            // Fewer madvise calls per request: each one costs a TLB shootdown on every core
+            // running the process, the largest cost of instance-per-request serving. Small
+            // tables and the first 64 KiB of each memory are reset with memset instead, and
+            // the remaining decommits are batched (measured in BENCHMARKS.md).
+            .table_keep_resident(64 << 10)
+            .linear_memory_keep_resident(64 << 10)
+            .decommit_batch_size((pool.instances as usize / 8).clamp(1, 32));
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+    }
+    Engine::new(&config)
 }
 
 /// Feeds `Hash` output into SHA-256 so the fingerprint is stable across builds and platforms,

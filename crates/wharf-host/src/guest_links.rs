@@ -28,11 +28,20 @@ pub(crate) fn target_allowed(target: &str) -> bool {
     !target.is_empty() && Path::new(target).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
-/// Replaces `symlink-at` of both WASI generations in `linker` (which must already hold
-/// wasmtime-wasi's 0.2 and 0.3 filesystem) by the checked one.
-pub(crate) fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+/// Replaces WASI 0.2's `symlink-at` in `linker` (which must already hold wasmtime-wasi's 0.2
+/// filesystem) by the checked one.
+pub(crate) fn add_p2_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    let added = add_both(linker);
+    let added = add_p2(linker);
+    linker.allow_shadowing(false);
+    added
+}
+
+/// Replaces WASI 0.3's `symlink-at` in `linker` (which must already hold wasmtime-wasi's 0.3
+/// filesystem, so it is on the concurrent engine) by the checked one.
+pub(crate) fn add_p3_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let added = add_p3(linker);
     linker.allow_shadowing(false);
     added
 }
@@ -41,11 +50,10 @@ fn refused(target: &str) {
     tracing::debug!(target, "guest symlink refused: an absolute or `..` target can leave the grant");
 }
 
-fn add_both<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    use wasmtime_wasi::p2::bindings::filesystem::types::{ErrorCode as P2Error, HostDescriptor};
-    use wasmtime_wasi::p3::bindings::filesystem::types::{ErrorCode as P3Error, HostDescriptorWithStore};
+type Args = (Resource<Descriptor>, String, String);
 
-    type Args = (Resource<Descriptor>, String, String);
+fn add_p2<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::p2::bindings::filesystem::types::{ErrorCode as P2Error, HostDescriptor};
     linker.instance(P2_TYPES)?.func_wrap_async(
         SYMLINK_AT,
         |mut store: StoreContextMut<'_, T>, (fd, target, path): Args| {
@@ -63,6 +71,11 @@ fn add_both<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<(
             })
         },
     )?;
+    Ok(())
+}
+
+fn add_p3<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::p3::bindings::filesystem::types::{ErrorCode as P3Error, HostDescriptorWithStore};
     linker.instance(P3_TYPES)?.func_wrap_concurrent(
         SYMLINK_AT,
         |accessor: &Accessor<T>, (fd, target, path): Args| {

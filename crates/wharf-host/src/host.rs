@@ -1,6 +1,7 @@
-//! [`Host`]: loads components (through the compile cache), links them against WASI, and runs
-//! commands in a [`Sandbox`].
+//! [`Host`]: loads components (through the compile cache, each for the engine it needs), links
+//! them against WASI, and runs commands in a [`Sandbox`].
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime_wasi::I32Exit;
@@ -8,7 +9,7 @@ use wasmtime_wasi_http::handler::ProxyPre;
 
 use crate::cache::{CacheStatus, CompileCache};
 use crate::call::RunError;
-use crate::engine::WharfEngine;
+use crate::engine::{EngineKind, WharfEngine};
 use crate::expansion::Expansion;
 use crate::p3::Command;
 use crate::sandbox::{HostState, MAX_INSTANCES, Sandbox, Stdio};
@@ -74,11 +75,22 @@ pub enum LoadError {
     },
 }
 
-/// Loads, links and runs components on one engine with one linker.
+/// Adds an embedder's host interfaces to a linker (see [`Host::extend_linkers`]).
+pub type LinkerExtension = fn(&mut Linker<HostState>) -> wasmtime::Result<()>;
+
+/// Loads, links and runs components. Each component is compiled for the engine it needs
+/// ([`EngineKind`], chosen from its bytes by [`crate::engine_kind`]) and linked by that engine's
+/// linker; both linkers hold the same host functions over the same [`HostState`], so a grant
+/// reaches a component whichever engine it runs on.
 pub struct Host {
     engine: WharfEngine,
     cache: Option<CompileCache>,
-    linker: Linker<HostState>,
+    // WASI 0.2 and the capabilities, on the synchronous engine.
+    sync: Linker<HostState>,
+    // WASI 0.2 and 0.3 and the capabilities, on the concurrent engine; made on first use.
+    concurrent: OnceLock<Linker<HostState>>,
+    creating: Mutex<()>,
+    extensions: Vec<LinkerExtension>,
 }
 
 impl Host {
@@ -86,38 +98,58 @@ impl Host {
     /// `wasi:cli/*@0.2.x` even for non-command worlds, and 0.3 guests import both) plus
     /// `wasi:http` of both generations (outbound requests are checked against the policy by the
     /// same hook), and every registered capability (`wasi:keyvalue`, `wasi:config`, ...).
-    /// `cache: None` disables the compile cache.
+    /// WASI 0.3 exists on the concurrent engine only, which is made when a component first
+    /// needs it. `cache: None` disables the compile cache.
     pub fn new(engine: WharfEngine, cache: Option<CompileCache>) -> wasmtime::Result<Self> {
-        let mut linker = Linker::new(engine.engine());
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        // Name lookups only for granted names, on wharf's DNS threads.
-        crate::p2_lookup::add_to_linker(&mut linker, HostState::lookups)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
-        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-        // 0.3 lookups through the same checks as 0.2's; guest symlinks kept inside their grant.
-        crate::p3_lookup::add_to_linker(&mut linker, HostState::guest_net)?;
-        crate::guest_links::add_to_linker(&mut linker)?;
-        // WASI cloud interfaces; what a component may use is decided by its sandbox.
-        crate::capabilities::add_to_linker(&mut linker)?;
-        Ok(Host { engine, cache, linker })
+        let engine = engine.with_kind(EngineKind::Sync)?;
+        let sync = link(&engine, &[])?;
+        Ok(Host { engine, cache, sync, concurrent: OnceLock::new(), creating: Mutex::new(()), extensions: Vec::new() })
     }
 
-    /// The linker every component is checked and instantiated against.
+    /// The linker of `kind`'s engine, made (with the concurrent engine) on first use.
+    fn linker(&self, kind: EngineKind) -> wasmtime::Result<&Linker<HostState>> {
+        if kind == EngineKind::Sync {
+            return Ok(&self.sync);
+        }
+        if let Some(linker) = self.concurrent.get() {
+            return Ok(linker);
+        }
+        let _creating = self.creating.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.concurrent.get().is_none() {
+            let linker = link(&self.engine.with_kind(EngineKind::Concurrent)?, &self.extensions)?;
+            let _ = self.concurrent.set(linker);
+        }
+        Ok(self.concurrent.get().expect("just set"))
+    }
+
+    /// The linker `component` was compiled for.
+    fn linker_for(&self, name: &str, component: &Component) -> Result<&Linker<HostState>, LoadError> {
+        let kind = self.engine.for_component(component).kind();
+        self.linker(kind).map_err(|e| LoadError::Invalid { name: name.into(), reason: one_line(&e) })
+    }
+
+    /// The linker, for tests that look at what it defines.
     #[cfg(test)]
-    pub(crate) fn linker(&self) -> &Linker<HostState> {
-        &self.linker
+    pub(crate) fn linker_of(&self, kind: EngineKind) -> &Linker<HostState> {
+        self.linker(kind).unwrap()
     }
 
-    /// The engine components are compiled for.
+    /// The engines components are compiled for, pinned to the synchronous one; use
+    /// [`WharfEngine::for_component`] to make stores for a given component.
     pub fn engine(&self) -> &WharfEngine {
         &self.engine
     }
 
-    /// The linker, for an embedder that provides host interfaces of its own (`wharf mcp` adds
-    /// `wharf:mcp/context`); their per-store data lives in [`HostState::extension`].
-    pub fn linker_mut(&mut self) -> &mut Linker<HostState> {
-        &mut self.linker
+    /// Adds an embedder's host interfaces (`wharf mcp` adds `wharf:mcp/context`) to every
+    /// linker, the concurrent one included when it is made later; their per-store data lives
+    /// in [`HostState::extension`].
+    pub fn extend_linkers(&mut self, extension: LinkerExtension) -> wasmtime::Result<()> {
+        extension(&mut self.sync)?;
+        if let Some(linker) = self.concurrent.get_mut() {
+            extension(linker)?;
+        }
+        self.extensions.push(extension);
+        Ok(())
     }
 
     /// Reads and compiles the component at `path`.
@@ -141,6 +173,19 @@ impl Host {
         bytes: &[u8],
         on_compile: impl FnOnce() -> G,
     ) -> Result<(Component, CacheStatus), LoadError> {
+        self.load_for(name, bytes, EngineKind::Sync, on_compile)
+    }
+
+    /// [`Host::load_with`] for a component that must run on at least `least`'s engine whatever
+    /// it is: `wharf serve` asks for [`EngineKind::Concurrent`] when a WASI 0.2 component's
+    /// instances are reused (wasmtime-wasi-http's instance pool runs on the event loop).
+    pub fn load_for<G>(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        least: EngineKind,
+        on_compile: impl FnOnce() -> G,
+    ) -> Result<(Component, CacheStatus), LoadError> {
         match bytes {
             [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => return Err(LoadError::CoreModule { name: name.into() }),
             [0, b'a', b's', b'm', ..] => {}
@@ -148,27 +193,94 @@ impl Host {
         }
         crate::expansion::check(bytes, MAX_INSTANCES)
             .map_err(|reason| LoadError::TooLarge { name: name.into(), reason })?;
-        let compile = || {
-            let _compiling = on_compile();
-            Component::new(self.engine.engine(), bytes)
+        let kind = match least {
+            EngineKind::Concurrent => EngineKind::Concurrent,
+            EngineKind::Sync => crate::abi::engine_kind(bytes),
         };
-        let result = match &self.cache {
-            Some(cache) => cache.get_or_compile(&self.engine, bytes, compile),
-            None => compile().map(|c| (c, CacheStatus::Disabled)),
+        self.load_as(name, bytes, kind, on_compile)
+    }
+
+    /// Compiles checked `bytes` for `kind`'s engine, or for the concurrent one if the
+    /// synchronous engine refuses them (what the scan missed).
+    pub(crate) fn load_as<G>(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        kind: EngineKind,
+        on_compile: impl FnOnce() -> G,
+    ) -> Result<(Component, CacheStatus), LoadError> {
+        let invalid = |e: &wasmtime::Error| LoadError::Invalid { name: name.into(), reason: one_line(e) };
+        let mut on_compile = Some(on_compile);
+        let mut compiling = None;
+        let mut compile_on = |engine: &WharfEngine| {
+            if let Some(notice) = on_compile.take() {
+                compiling = Some(notice());
+            }
+            Component::new(engine.engine(), bytes)
         };
-        result.map_err(|e| LoadError::Invalid { name: name.into(), reason: one_line(&e) })
+        let engine = self.engine.with_kind(kind).map_err(|e| invalid(&e))?;
+        let result = self.compile_cached(&engine, bytes, &mut compile_on);
+        let result = match result {
+            // The scan missed something only the concurrent engine validates: compile there.
+            Err(sync_error) if kind == EngineKind::Sync => {
+                tracing::debug!(
+                    "{name}: not valid without concurrency support ({}); trying the concurrent engine",
+                    one_line(&sync_error)
+                );
+                let engine = self.engine.with_kind(EngineKind::Concurrent).map_err(|e| invalid(&e))?;
+                self.compile_cached(&engine, bytes, &mut compile_on)
+            }
+            result => result,
+        };
+        drop(compiling);
+        let (component, status) = result.map_err(|e| invalid(&e))?;
+        tracing::debug!(%name, engine = self.engine.for_component(&component).kind().as_str(), ?status, "loaded");
+        Ok((component, status))
+    }
+
+    fn compile_cached(
+        &self,
+        engine: &WharfEngine,
+        bytes: &[u8],
+        compile_on: &mut impl FnMut(&WharfEngine) -> wasmtime::Result<Component>,
+    ) -> wasmtime::Result<(Component, CacheStatus)> {
+        match &self.cache {
+            Some(cache) => cache.get_or_compile(engine, bytes, || compile_on(engine)),
+            None => compile_on(engine).map(|c| (c, CacheStatus::Disabled)),
+        }
+    }
+
+    /// Loads a component compiled earlier by [`Component::serialize`] on either engine of a
+    /// process with the same options (wasmtime checks which one it fits).
+    ///
+    /// # Safety
+    /// As [`Component::deserialize`]: `payload` must come from a trusted `serialize`.
+    pub unsafe fn deserialize(&self, name: &str, payload: &[u8]) -> Result<Component, LoadError> {
+        let invalid = |e: &wasmtime::Error| LoadError::Invalid { name: name.into(), reason: one_line(e) };
+        // SAFETY: the caller vouches for `payload`.
+        match unsafe { Component::deserialize(self.engine.engine(), payload) } {
+            Ok(component) => Ok(component),
+            Err(sync_error) => {
+                let engine = self.engine.with_kind(EngineKind::Concurrent).map_err(|e| invalid(&e))?;
+                // SAFETY: as above; wasmtime refuses an artifact of the other engine.
+                unsafe { Component::deserialize(engine.engine(), payload) }.map_err(|e| {
+                    tracing::debug!("{name}: not for the synchronous engine either: {}", one_line(&sync_error));
+                    invalid(&e)
+                })
+            }
+        }
     }
 
     /// Links `component` for calls to any of its exports, checking every import up front.
     pub fn prepare(&self, name: &str, component: &Component) -> Result<InstancePre<HostState>, LoadError> {
-        self.linker.instantiate_pre(component).map_err(|e| link_error(name, &e))
+        self.linker_for(name, component)?.instantiate_pre(component).map_err(|e| link_error(name, &e))
     }
 
     /// Links `component` as a `wasi:cli/command` of WASI 0.3 or 0.2 (by what it exports),
     /// checking every import up front.
     pub fn prepare_command(&self, name: &str, component: &Component) -> Result<Command, LoadError> {
-        let pre = self.linker.instantiate_pre(component).map_err(|e| link_error(name, &e))?;
-        let http_service = is_http_service(component, self.engine.engine());
+        let pre = self.prepare(name, component)?;
+        let http_service = is_http_service(component);
         let command = match Command::new(pre) {
             Ok(command) => command,
             Err(e) => {
@@ -195,7 +307,7 @@ impl Host {
     /// Links `component` as a `wasi:http/handler@0.3.x` service or a `wasi:http/proxy@0.2.x`
     /// (0.3 first, as `wasmtime serve` does), checking every import up front.
     pub fn prepare_proxy(&self, name: &str, component: &Component) -> Result<ProxyPre<HostState>, LoadError> {
-        let pre = self.linker.instantiate_pre(component).map_err(|e| link_error(name, &e))?;
+        let pre = self.prepare(name, component)?;
         if let Ok(service) = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
             return Ok(ProxyPre::P3(service));
         }
@@ -216,7 +328,7 @@ impl Host {
         args: &[String],
         stdio: Stdio,
     ) -> Result<i32, RunError> {
-        let mut store = sandbox.store(&self.engine, args, stdio)?;
+        let mut store = sandbox.store(&self.engine.for_component(pre.component()), args, stdio)?;
         let run = async |store: &mut wasmtime::Store<HostState>| match pre.run(store).await {
             Ok(Ok(())) => Ok(0),
             Ok(Err(())) => Ok(1),
@@ -229,8 +341,9 @@ impl Host {
 
 /// `Some(world)` when `component` exports a `wasi:http` handler of either generation, to say
 /// so when it is given to `run`.
-fn is_http_service(component: &Component, engine: &wasmtime::Engine) -> Option<&'static str> {
-    let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
+fn is_http_service(component: &Component) -> Option<&'static str> {
+    let exports: Vec<String> =
+        component.component_type().exports(component.engine()).map(|(name, _)| name.to_string()).collect();
     let has = |prefix: &str| exports.iter().any(|name| name.starts_with(prefix));
     if has("wasi:http/handler@0.3") {
         Some("wasi:http/handler@0.3.x")
@@ -239,6 +352,31 @@ fn is_http_service(component: &Component, engine: &wasmtime::Engine) -> Option<&
     } else {
         None
     }
+}
+
+/// A linker on `engine` with everything a component may import there: WASI 0.2, the 0.3 world
+/// too on the concurrent engine (its host functions need concurrency support), wharf's own
+/// lookups and symlink checks for each, every capability, and the embedder's `extensions`.
+fn link(engine: &WharfEngine, extensions: &[LinkerExtension]) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine.engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    // Name lookups only for granted names, on wharf's DNS threads.
+    crate::p2_lookup::add_to_linker(&mut linker, HostState::lookups)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::guest_links::add_p2_to_linker(&mut linker)?;
+    if engine.kind() == EngineKind::Concurrent {
+        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        // 0.3 lookups through the same checks as 0.2's; guest symlinks kept inside their grant.
+        crate::p3_lookup::add_to_linker(&mut linker, HostState::guest_net)?;
+        crate::guest_links::add_p3_to_linker(&mut linker)?;
+    }
+    // WASI cloud interfaces; what a component may use is decided by its sandbox.
+    crate::capabilities::add_to_linker(&mut linker)?;
+    for extension in extensions {
+        extension(&mut linker)?;
+    }
+    Ok(linker)
 }
 
 fn link_error(name: &str, e: &wasmtime::Error) -> LoadError {

@@ -1,4 +1,5 @@
-//! Wharf's wasmtime host: the one [`WharfEngine`] per process, the [`CompileCache`], the
+//! Wharf's wasmtime host: the [`WharfEngine`]s of a process (without and with component-model
+//! concurrency, [`EngineKind`]), the [`CompileCache`], the
 //! deny-by-default [`Policy`] and the [`Sandbox`] that applies it, and the [`Host`] that loads,
 //! links and runs components.
 //!
@@ -17,6 +18,7 @@
 //! let code = host.run_command(&command, &sandbox, &["hello".into()], Stdio::Inherit).await?;
 //! # Ok(()) }
 //! ```
+mod abi;
 mod cache;
 mod call;
 pub mod capabilities;
@@ -35,10 +37,11 @@ pub mod policy;
 pub mod provides;
 mod sandbox;
 
+pub use abi::engine_kind;
 pub use cache::{CacheStatus, CompileCache};
 pub use call::RunError;
 pub use capabilities::Backends;
-pub use engine::{EPOCH_TICK, EngineOptions, PoolOptions, WharfEngine};
+pub use engine::{EPOCH_TICK, EngineKind, EngineOptions, PoolOptions, WharfEngine};
 pub use expansion::Expansion;
 pub use host::{Host, LoadError};
 pub use p3::{Command, Generation};

@@ -56,6 +56,14 @@ impl Command {
         }
     }
 
+    /// The compiled component (its engine is the one to make stores on).
+    pub fn component(&self) -> &wasmtime::component::Component {
+        match self {
+            Command::P2(pre) => pre.instance_pre().component(),
+            Command::P3(pre) => pre.instance_pre().component(),
+        }
+    }
+
     /// Instantiates the command in `store` and calls its `run` to completion. 0.3's `run` is
     /// an async export driven by the store's event loop (`run_concurrent`); it returns when
     /// `run` returns, even if the guest left tasks behind (as `wasmtime run` does).

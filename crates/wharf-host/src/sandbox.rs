@@ -358,7 +358,7 @@ impl HostState {
     }
 
     /// Sets or clears the embedder's per-store data, read back by [`HostState::extension`] in
-    /// the host functions it added to the linker ([`crate::Host::linker_mut`]).
+    /// the host functions it added to the linkers ([`crate::Host::extend_linkers`]).
     pub fn set_extension(&mut self, data: Option<Box<dyn std::any::Any + Send>>) {
         self.extension = data;
     }

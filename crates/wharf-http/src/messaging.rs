@@ -117,6 +117,8 @@ pub struct MessagingTrigger {
     spec: MessagingTriggerSpec,
     broker: Arc<Broker>,
     pre: HandlerPre<HostState>,
+    // The engine that compiled the component: its stores are made there.
+    engine: WharfEngine,
     sandbox: Sandbox,
 }
 
@@ -144,6 +146,8 @@ impl MessagingTrigger {
         engine: &WharfEngine,
     ) -> Result<Self, TriggerError> {
         let err = |reason: String| TriggerError { subject: spec.subject.clone(), component: name.into(), reason };
+        // Stores are made on the engine that compiled the component.
+        let engine = &engine.for_component(pre.component());
         let pre = HandlerPre::new(pre)
             .map_err(|e| err(format!("it does not export `wasi:messaging/incoming-handler@0.2.0-draft` ({e})")))?;
         // The grants as bound in this sandbox: a store shows them.
@@ -169,13 +173,14 @@ impl MessagingTrigger {
                 spec.store
             )));
         }
-        Ok(MessagingTrigger { name: name.into(), spec, broker, pre, sandbox })
+        Ok(MessagingTrigger { name: name.into(), spec, broker, pre, sandbox, engine: engine.clone() })
     }
 
     /// Subscribes and handles messages, at most the trigger's `max_concurrency` at once, for as
     /// long as the process runs: a subscription that cannot be made, or that ends, is made
     /// again after a back-off (0.25s doubling to 10s), logged each time.
-    pub async fn run(self: Arc<Self>, engine: WharfEngine) {
+    pub async fn run(self: Arc<Self>) {
+        let engine = self.engine.clone();
         let max_concurrency = self.spec.max_concurrency.max(1);
         let slots = Arc::new(Semaphore::new(max_concurrency));
         let mut backoff = RETRY_FIRST;

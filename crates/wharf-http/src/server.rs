@@ -41,6 +41,14 @@ impl Target {
     fn pooled(&self) -> bool {
         matches!(self.pre, ProxyPre::P3(_)) || self.reuse.reuses()
     }
+
+    /// The compiled component behind [`Target::pre`].
+    fn component(&self) -> &wasmtime::component::Component {
+        match &self.pre {
+            ProxyPre::P2(pre) => pre.instance_pre().component(),
+            ProxyPre::P3(pre) => pre.instance_pre().component(),
+        }
+    }
 }
 
 /// Server-wide limits.
@@ -56,8 +64,10 @@ pub struct ServerOptions {
 
 /// A running app: targets, routes and the request bound.
 pub struct Server {
-    engine: WharfEngine,
     targets: Vec<Arc<Target>>,
+    // The engine each target's component was compiled for (same index as `targets`): its
+    // stores are made there.
+    engines: Vec<WharfEngine>,
     // The instance pool of each target that has one (same index as `targets`).
     pools: Vec<Option<Pool>>,
     router: Router,
@@ -76,11 +86,15 @@ impl Server {
     /// An app whose `router` indexes `targets`.
     pub fn new(engine: WharfEngine, targets: Vec<Target>, router: Router, options: ServerOptions) -> Arc<Self> {
         let targets: Vec<Arc<Target>> = targets.into_iter().map(Arc::new).collect();
-        let pools =
-            targets.iter().map(|target| target.pooled().then(|| Pool::new(engine.clone(), target.clone()))).collect();
+        let engines: Vec<WharfEngine> = targets.iter().map(|target| engine.for_component(target.component())).collect();
+        let pools = targets
+            .iter()
+            .zip(&engines)
+            .map(|(target, engine)| target.pooled().then(|| Pool::new(engine.clone(), target.clone())))
+            .collect();
         Arc::new(Server {
-            engine,
             targets,
+            engines,
             pools,
             router,
             permits: Arc::new(Semaphore::new(options.max_concurrency)),
@@ -135,7 +149,7 @@ impl Server {
             };
         }
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let task = match self.start(target.clone(), request, sender, permit) {
+        let task = match self.start(index, request, sender, permit) {
             Ok(task) => task,
             Err(failure) => return failure.into_response(&target),
         };
@@ -166,7 +180,7 @@ impl Server {
     /// running while the guest streams the body, and holds the concurrency permit until done.
     fn start(
         &self,
-        target: Arc<Target>,
+        index: usize,
         request: Request<Incoming>,
         sender: tokio::sync::oneshot::Sender<
             Result<Response<HyperOutgoingBody>, wasmtime_wasi_http::p2::bindings::http::types::ErrorCode>,
@@ -174,12 +188,14 @@ impl Server {
         permit: OwnedSemaphorePermit,
     ) -> Result<tokio::task::JoinHandle<Result<(), Failure>>, Failure> {
         let internal = Failure::internal;
+        let target = self.targets[index].clone();
         let ProxyPre::P2(pre) = &target.pre else {
             return Err(internal("a WASI 0.3 component must be served from its instance pool".into()));
         };
         let pre = pre.clone();
         let args = [target.name.clone()];
-        let mut store = target.sandbox.store(&self.engine, &args, Stdio::Log).map_err(|e| internal(e.to_string()))?;
+        let mut store =
+            target.sandbox.store(&self.engines[index], &args, Stdio::Log).map_err(|e| internal(e.to_string()))?;
         let incoming = store
             .data_mut()
             .http()

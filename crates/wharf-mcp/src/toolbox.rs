@@ -50,7 +50,8 @@ impl ToolComponent {
     ) -> Self {
         let name = tool_name(name);
         let docs = PackageDocs::from_component(bytes);
-        let catalog = catalog(engine.engine(), component, &name, &docs);
+        // The engine that compiled it (a concurrent component's types live there).
+        let catalog = catalog(engine.for_component(component).engine(), component, &name, &docs);
         let sandbox = sandbox.with_label(&name);
         ToolComponent { name, pre, sandbox, catalog }
     }
@@ -383,7 +384,11 @@ impl Session {
             Ok(params) => params,
             Err(e) => return Outcome::Invalid(e),
         };
-        let mut store = match component.sandbox.store(&self.toolbox.engine, &[], Stdio::Log) {
+        let mut store = match component.sandbox.store(
+            &self.toolbox.engine.for_component(component.pre.component()),
+            &[],
+            Stdio::Log,
+        ) {
             Ok(store) => store,
             Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
         };
@@ -422,7 +427,11 @@ impl Session {
                         format!("too many sessions hold an instance ({MAX_LIVE_INSTANCES}); try again when one ends");
                     return Outcome::Failed(RunError::Host(busy).into());
                 };
-                let mut store = match component.sandbox.store(&self.toolbox.engine, &[], Stdio::Log) {
+                let mut store = match component.sandbox.store(
+                    &self.toolbox.engine.for_component(component.pre.component()),
+                    &[],
+                    Stdio::Log,
+                ) {
                     Ok(store) => store,
                     Err(e) => return Outcome::Failed(RunError::Sandbox(e).into()),
                 };

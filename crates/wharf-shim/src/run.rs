@@ -73,7 +73,9 @@ async fn run_component(ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
         // cache key runwasi stores it under includes the engine fingerprint): the seal's
         // SHA-256 over the layer digest and the payload matched. wasmtime checks its own
         // header and the engine's compatibility as well.
-        unsafe { Component::deserialize(engine.engine(), payload) }.map_err(|e| invalid(format!("{e:#}")))?
+        // wasmtime checks its own header and which of the host's engines (with or without
+        // concurrency support) the compiled form belongs to.
+        unsafe { host.deserialize(&delivered.name, payload) }?
     } else {
         host.load(&delivered.name, &delivered.bytes)?.0
     };
@@ -82,7 +84,7 @@ async fn run_component(ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
     let spec_env = |name: &str| {
         ctx.envs().iter().find_map(|kv| kv.split_once('=').filter(|(n, _)| *n == name).map(|(_, v)| v.to_string()))
     };
-    if exports_http(&engine, &component) {
+    if exports_http(&component) {
         settings.policy.timeout.get_or_insert(DEFAULT_REQUEST_TIMEOUT);
         let sandbox = Sandbox::new(&settings.policy, &settings.backends, spec_env)?.with_label(&delivered.name);
         let pre = host.prepare_proxy(&delivered.name, &component)?;
@@ -165,11 +167,11 @@ fn resolve(path: &Path) -> std::path::PathBuf {
 #[error("malformed Wasm image: {0}")]
 struct BadArtifact(String);
 
-fn exports_http(engine: &WharfEngine, component: &Component) -> bool {
+fn exports_http(component: &Component) -> bool {
     // A WASI 0.2 proxy or a 0.3 service: both are served (instance reuse for 0.3).
     component
         .component_type()
-        .exports(engine.engine())
+        .exports(component.engine())
         .any(|(name, _)| name.starts_with("wasi:http/incoming-handler@") || name.starts_with("wasi:http/handler@0.3"))
 }
 

@@ -1,13 +1,15 @@
 //! A `wasi:blobstore@0.2.0-draft` guest. Subcommands (each prints `ok` or exits 1 with the
 //! error):
 //! - `all C1 C2`: every function, on containers C1 and C2;
-//! - `big C MIB`: writes a MIB MiB object through the body stream, reads it back as a stream;
+//! - `big C MIB [W R]`: writes a MIB MiB object through the body stream in W-byte writes (default
+//!   65536), reads it back as a stream in R-byte reads (default 65536), checking every byte;
 //! - `write C NAME BYTE KIB N` / `read C NAME N`: N whole-value writes of KIB KiB of BYTE, or N
 //!   reads that check each value is one byte repeated (torn values fail);
 //! - `escape C`: every name that tries to leave the container is refused;
 //! - `names C`: odd but valid names (`%2F`, `?`, `#`, spaces, non-ASCII, ...) round-trip exactly;
 //! - `list C`: lists C (prints the count);
-//! - `bench C MIB`: writes then reads a MIB MiB object, prints `write-ms N read-ms N`;
+//! - `bench C MIB`: writes (256 KiB writes) then reads (1 MiB reads) a MIB MiB object, prints
+//!   `write-ms N read-ms N`;
 //! - `get C`: `get-container` (prints the error if any).
 use wasi::blobstore::blobstore;
 use wasi::blobstore::container::Container;
@@ -180,22 +182,23 @@ fn all(c1: &str, c2: &str) {
 
 /// Byte `i` of the big object: cheap, position-dependent, so a misplaced chunk is caught.
 fn pattern(i: u64) -> u8 {
-    (i ^ (i >> 8) ^ (i >> 16)) as u8
+    (i ^ (i >> 8) ^ (i >> 16) ^ (i >> 24)) as u8
 }
 
-fn big(c: &str, mib: u64) {
+fn big(c: &str, mib: u64, write: usize, read: u64) {
     let c = ok("create-container", blobstore::create_container(c));
     let size = mib * 1024 * 1024;
     let value = OutgoingValue::new_outgoing_value();
     let body = value.outgoing_value_write_body().expect("write-body");
-    let mut chunk = vec![0u8; 65536];
+    let mut chunk = vec![0u8; write];
     let mut at = 0u64;
     while at < size {
-        for (j, b) in chunk.iter_mut().enumerate() {
+        let n = (size - at).min(write as u64) as usize;
+        for (j, b) in chunk[..n].iter_mut().enumerate() {
             *b = pattern(at + j as u64);
         }
-        write_all(&body, &chunk);
-        at += chunk.len() as u64;
+        write_all(&body, &chunk[..n]);
+        at += n as u64;
     }
     drop(body);
     ok("write-data", c.write_data("big", &value));
@@ -206,8 +209,9 @@ fn big(c: &str, mib: u64) {
     let stream = ok("consume-async", IncomingValue::incoming_value_consume_async(value));
     let mut at = 0u64;
     loop {
-        match stream.blocking_read(65536) {
+        match stream.blocking_read(read) {
             Ok(bytes) => {
+                check("read length", !bytes.is_empty() && bytes.len() as u64 <= read);
                 for b in bytes {
                     if b != pattern(at) {
                         println!("error: byte {at} differs");
@@ -333,7 +337,8 @@ fn odd_names(c: &str) {
 fn bench(c: &str, mib: u64) {
     let c = ok("create-container", blobstore::create_container(c));
     let size = mib * 1024 * 1024;
-    let chunk: Vec<u8> = (0..65536u64).map(pattern).collect();
+    // The native peer's buffer sizes (examples/blob_native.rs): 256 KiB writes, 1 MiB reads.
+    let chunk: Vec<u8> = (0..256 * 1024u64).map(pattern).collect();
     let started = std::time::Instant::now();
     let value = OutgoingValue::new_outgoing_value();
     let body = value.outgoing_value_write_body().expect("write-body");
@@ -366,7 +371,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("all") => all(&args[1], &args[2]),
-        Some("big") => big(&args[1], args[2].parse().expect("MIB")),
+        Some("big") => {
+            let size = |i: usize| args.get(i).map_or(65536, |s| s.parse().expect("bytes"));
+            big(&args[1], args[2].parse().expect("MIB"), size(3), size(4) as u64)
+        }
         Some("write" | "read") => race(&args),
         Some("escape") => escape(&args[1]),
         Some("names") => odd_names(&args[1]),

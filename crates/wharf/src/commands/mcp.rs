@@ -237,7 +237,7 @@ impl ComponentLoader {
     fn new(flags: &PolicyArgs, pull: SourceArgs) -> anyhow::Result<Self> {
         let mut host = super::new_host(&EngineOptions::default())?;
         // Tools may talk back to the client (progress, logs, content, sampling, elicitation).
-        wharf_mcp::talk::add_to_linker(host.linker_mut())?;
+        host.extend_linkers(wharf_mcp::talk::add_to_linker)?;
         let allowed = AllowedLoads::default();
         Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, pull, allowed })
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use wharf_host::policy::parse_duration;
-use wharf_host::{EngineOptions, Host, PoolOptions, Sandbox, WharfEngine};
+use wharf_host::{EngineKind, EngineOptions, Host, PoolOptions, Sandbox, WharfEngine};
 use wharf_http::{AppManifest, MessagingTrigger, Reuse, ReuseSpec, Server, ServerOptions, Target};
 
 use super::oci::{Source, parse_source};
@@ -179,8 +179,15 @@ impl ServeCommand {
             };
             let loaded = self.pull.load(&input).await?;
             loaded.check_declared_imports()?;
-            let (component, _) =
-                host.load_with(&loaded.name, &loaded.bytes, || crate::compile_notice::Notice::start(&loaded.name))?;
+            let http = app.router.targets().any(|t| t == i) || app.messaging.iter().all(|t| t.component != i);
+            // Reusing a WASI 0.2 component's instances runs it on wasmtime-wasi-http's event
+            // loop, which needs the concurrent engine; otherwise the component's bytes decide.
+            let least = match http && spec.reuse.or(reuse_flags.or(Reuse::P2_DEFAULT)).reuses() {
+                true => EngineKind::Concurrent,
+                false => EngineKind::Sync,
+            };
+            let (component, _) = host
+                .load_for(&loaded.name, &loaded.bytes, least, || crate::compile_notice::Notice::start(&loaded.name))?;
             for trigger in app.messaging.iter().filter(|t| t.component == i) {
                 let pre = host.prepare(&spec.source, &component)?;
                 let trigger =
@@ -188,7 +195,7 @@ impl ServeCommand {
                         .map_err(|e| BadInput(e.to_string()))?;
                 triggers.push(std::sync::Arc::new(trigger));
             }
-            if app.router.targets().any(|t| t == i) || app.messaging.iter().all(|t| t.component != i) {
+            if http {
                 let pre = host.prepare_proxy(&spec.source, &component)?;
                 // Manifest keys first, then flags, then the generation's default.
                 let reuse = spec.reuse.or(reuse_flags.or(Reuse::default_for(&pre)));
@@ -212,7 +219,7 @@ impl ServeCommand {
             listener: self.connections.options(),
         };
         for trigger in triggers {
-            tokio::spawn(trigger.run(engine.clone()));
+            tokio::spawn(trigger.run());
         }
         let server = Server::new(engine, targets, app.router, options);
         server.serve(listener, shutdown_signal()).await;

@@ -183,6 +183,30 @@ fn blobstore_256_mib_streams_with_bounded_memory() {
     assert_eq!(std::fs::metadata(blob.store().join("big/big")).unwrap().len(), 256 << 20);
 }
 
+/// Writes and reads whose sizes line up with no chunk, batch or budget boundary (100,003-byte
+/// writes, 77,777-byte reads; 1 MiB + 1 writes, 3 MB reads, more than a chunk) round-trip every
+/// byte of a pattern that does not repeat at powers of two, on `fs` and `memory`.
+#[test]
+fn blobstore_odd_write_and_read_sizes_round_trip() {
+    for (backend, blob) in [("fs", Blob::fs()), ("memory", Blob::memory(8 << 20))] {
+        for sizes in [["100003", "77777"], ["1048577", "3000000"]] {
+            let out = blob.run(&["c"], &["big", "c", "5", sizes[0], sizes[1]]);
+            assert_eq!((out.code, out.stdout.trim()), (0, "ok"), "{backend} {sizes:?}: {out:?}");
+        }
+    }
+}
+
+/// Copies and moves between containers of different stores (memory to fs and fs to memory)
+/// stream through the spool; every function still passes.
+#[test]
+fn blobstore_copies_across_stores() {
+    let blob = Blob::new("[blobstore.stores.mem]\ntype = \"memory\"\nquota = 1048576\n");
+    for grants in [["c1=mem", "c2"], ["c1", "c2=mem"]] {
+        let out = blob.run(&grants, &["all", "c1", "c2"]);
+        assert_eq!((out.code, out.stdout.trim()), (0, "ok"), "{grants:?}: {out:?}");
+    }
+}
+
 /// 4 writers (each its own byte) and 4 readers on one object, in 8 processes sharing the store
 /// `blob` configures: every value a reader sees is one writer's, whole.
 pub fn writers_and_readers(blob: &Blob) {

@@ -241,6 +241,33 @@ fn p3_concurrent_requests_share_an_instance() {
 }
 
 #[test]
+fn p2_with_reuse_asked_for_runs_on_the_concurrent_engine() {
+    // A plain 0.2 component gets the engine without concurrency support, but reusing its
+    // instances runs it on wasmtime-wasi-http's event loop: that needs the concurrent engine.
+    // Mixed in one manifest with a fresh-per-request copy of itself on the other engine.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("wharf.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[trigger.http]]\nroute = \"/reused/...\"\ncomponent = \"reused\"\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"fresh\"\n\
+             [component.reused]\nsource = \"{HTTP_HELLO}\"\nmax_instance_reuse_count = 4\n\
+             [component.fresh]\nsource = \"{HTTP_HELLO}\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Served::start(&[manifest.to_str().unwrap()]);
+    for path in ["/reused/x", "/x", "/reused/y", "/reused/z", "/y", "/reused/w", "/reused/v"] {
+        assert_eq!(get(&server.url(path)), (200, "Hello from a Wharf component!\n".into()), "{path}");
+    }
+    let flags = Served::start(&["--max-instance-reuse-count", "3", HTTP_HELLO]);
+    for _ in 0..4 {
+        assert_eq!(get(&flags.url("/")), (200, "Hello from a Wharf component!\n".into()));
+    }
+}
+
+#[test]
 fn p3_and_p2_components_in_one_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("wharf.toml");
