@@ -9,6 +9,11 @@
 #
 #   bash bench/mcp.sh [N] [C] [M]
 #
+# WHARF_BASE=path adds an older wharf binary as `base`, measured in the same run right before
+# wharf in every row (A/B). The HTTP rows end with the clients' own floor: the same calls against
+# bench/mcp_raw_server.py (answers each call at once, JSON or SSE), so what is the client's and
+# what is the server's can be told apart. SKIP_LIST=1 leaves out the tools/list part.
+#
 # Needs scripts/setup.sh (.venv with the Python SDK, Node 22 and the TypeScript SDK). Builds
 # wharf and the guests in release mode, unless WHARF and MCP_TYPES name a binary and the
 # mcp_types guest (e.g. a debug build, to check that the script runs: `bash bench/mcp.sh 5 2 5`).
@@ -53,6 +58,7 @@ wait_up() {
 
 wharf_stdio=("$WHARF" mcp "$MCP_TYPES")
 peer_stdio=("$py" "$root/bench/mcp_peer.py" stdio)
+base_stdio=("${WHARF_BASE:-}" mcp "$MCP_TYPES")
 wharf_port=$(free_port)
 "$WHARF" mcp --http "127.0.0.1:$wharf_port" "$MCP_TYPES" 2> /dev/null &
 pids+=($!)
@@ -63,6 +69,21 @@ wait_up "$wharf_port"
 wait_up "$peer_port"
 wharf_url=http://127.0.0.1:$wharf_port/mcp
 peer_url=http://127.0.0.1:$peer_port/mcp
+if [ -n "${WHARF_BASE:-}" ]; then
+    base_port=$(free_port)
+    "$WHARF_BASE" mcp --http "127.0.0.1:$base_port" "$MCP_TYPES" 2> /dev/null &
+    pids+=($!)
+    wait_up "$base_port"
+    base_url=http://127.0.0.1:$base_port/mcp
+fi
+raw_json_port=$(free_port)
+"$py" "$root/bench/mcp_raw_server.py" "$raw_json_port" "$wharf_url" json > /dev/null 2>&1 &
+pids+=($!)
+raw_sse_port=$(free_port)
+"$py" "$root/bench/mcp_raw_server.py" "$raw_sse_port" "$wharf_url" sse > /dev/null 2>&1 &
+pids+=($!)
+wait_up "$raw_json_port"
+wait_up "$raw_sse_port"
 args='{"a":1,"b":2}'
 
 measure() { # LABEL TRANSPORT CALLS CLIENTS TOOL TARGET...
@@ -74,15 +95,22 @@ measure() { # LABEL TRANSPORT CALLS CLIENTS TOOL TARGET...
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr)"
-echo "wharf: $("$WHARF" --version)  peer: Python mcp $("$py" -c 'import importlib.metadata as m; print(m.version("mcp"))')  TypeScript SDK $("$node" -p 'require("./crates/wharf/tests/mcp-js/node_modules/@modelcontextprotocol/sdk/package.json").version')"
+echo "wharf: $WHARF ($("$WHARF" --version))${WHARF_BASE:+  base: $WHARF_BASE}  peer: Python mcp $("$py" -c 'import importlib.metadata as m; print(m.version("mcp"))')  TypeScript SDK $("$node" -p 'require("./crates/wharf/tests/mcp-js/node_modules/@modelcontextprotocol/sdk/package.json").version')"
+base() { [ -z "${WHARF_BASE:-}" ] || measure base "$@"; }
+base stdio "$n" 1 mcp_types.add -- "${base_stdio[@]}"
 measure wharf stdio "$n" 1 mcp_types.add -- "${wharf_stdio[@]}"
 measure peer stdio "$n" 1 add -- "${peer_stdio[@]}"
+base http "$n" 1 mcp_types.add "${base_url:-}"
 measure wharf http "$n" 1 mcp_types.add "$wharf_url"
 measure peer http "$n" 1 add "$peer_url"
+base http "$each" "$conc" mcp_types.add "${base_url:-}"
 measure wharf http "$each" "$conc" mcp_types.add "$wharf_url"
 measure peer http "$each" "$conc" add "$peer_url"
+measure raw-json http "$n" 1 mcp_types.add "http://127.0.0.1:$raw_json_port/mcp"
+measure raw-sse http "$n" 1 mcp_types.add "http://127.0.0.1:$raw_sse_port/mcp"
 echo
 "$py" "$root/bench/mcp_client.py" table "$results"
+[ -z "${SKIP_LIST:-}" ] || exit 0
 
 echo
 echo "tools/list over stdio, bare JSON-RPC (no SDK), 200 requests:"

@@ -66,29 +66,59 @@ async def run(label, transport, n, clients, tool, args, rest):
 
 
 def table(path):
-    """Markdown: one row per (client, transport, clients), wharf beside the peer, with ratios."""
+    """Markdown: one row per (client, transport, clients), wharf beside the peer (and beside
+    `base`, an older wharf, when the run has one), with ratios; then the HTTP - stdio gap of p50
+    per client, and the client's own floor (`raw-json`, `raw-sse`: bench/mcp_raw_server.py)."""
     rows = [json.loads(line) for line in open(path) if line.strip()]
     keys = []
     for row in rows:
         key = (row["client"], row["transport"], row["clients"])
-        if key not in keys:
+        if key not in keys and row["label"] in ("wharf", "peer"):
             keys.append(key)
     by = {(r["label"], r["client"], r["transport"], r["clients"]): r for r in rows}
-    print("| client | transport | clients x calls | wharf p50 / p99 (ms) | peer p50 / p99 (ms) | p50 ratio | "
-          "p99 ratio | wharf calls/s | peer calls/s | protocol (wharf, peer) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    has_base = any(r["label"] == "base" for r in rows)
+    ratio = lambda a, b: f"{a / b:.2f}x" if b else "-"
+    pp = lambda r: f"{r['p50_ms']:.3f} / {r['p99_ms']:.3f}" if r else "-"
+    base_head = "base p50 / p99 (ms) | wharf/base p50 | " if has_base else ""
+    print(f"| client | transport | clients x calls | wharf p50 / p99 (ms) | {base_head}peer p50 / p99 (ms) | "
+          "wharf/peer p50 | wharf/peer p99 | wharf calls/s | peer calls/s | protocol (wharf, peer) |")
+    print("|---|---|---|---|" + ("---|---|" if has_base else "") + "---|---|---|---|---|---|")
     for client, transport, clients in keys:
         w, p = by.get(("wharf", client, transport, clients)), by.get(("peer", client, transport, clients))
+        b = by.get(("base", client, transport, clients))
         if not w or not p:
             continue
-        ratio = lambda a, b: f"{a / b:.2f}x" if b else "-"
-        print(f"| {client} | {transport} | {clients} x {w['calls'] // clients} | {w['p50_ms']:.3f} / {w['p99_ms']:.3f} "
-              f"| {p['p50_ms']:.3f} / {p['p99_ms']:.3f} | {ratio(w['p50_ms'], p['p50_ms'])} "
-              f"| {ratio(w['p99_ms'], p['p99_ms'])} | {w['calls_per_s']:.0f} | {p['calls_per_s']:.0f} "
-              f"| {w['protocol']}, {p['protocol']} |")
+        base_cells = f"{pp(b)} | {ratio(w['p50_ms'], b['p50_ms']) if b else '-'} | " if has_base else ""
+        print(f"| {client} | {transport} | {clients} x {w['calls'] // clients} | {pp(w)} | {base_cells}{pp(p)} "
+              f"| {ratio(w['p50_ms'], p['p50_ms'])} | {ratio(w['p99_ms'], p['p99_ms'])} "
+              f"| {w['calls_per_s']:.0f} | {p['calls_per_s']:.0f} | {w['protocol']}, {p['protocol']} |")
     print()
-    print("Ratios are wharf / peer: below 1 means wharf is faster. The peer is the Python SDK's own "
-          "server (FastMCP, `MCPServer` in SDK 2.x) with the same `add` tool, unsandboxed. calls/s = clients / mean latency, connects and warm-up excluded.")
+    print("Ratios below 1 mean wharf is faster. The peer is the Python SDK's own server (FastMCP, `MCPServer` in "
+          "SDK 2.x) with the same `add` tool, unsandboxed. calls/s = clients / mean latency, connects and warm-up "
+          "excluded." + (" `base` is the wharf binary named by WHARF_BASE, measured in the same run." if has_base else ""))
+    print()
+    print("HTTP p50 - stdio p50, 1 client (issue 16's goal: under 1 ms):")
+    print()
+    labels = [label for label in ("wharf", "base", "peer") if any(r["label"] == label for r in rows)]
+    print("| client | " + " | ".join(labels) + " |")
+    print("|---|" + "---|" * len(labels))
+    for client in dict.fromkeys(r["client"] for r in rows):
+        cells = []
+        for label in labels:
+            http, stdio = by.get((label, client, "http", 1)), by.get((label, client, "stdio", 1))
+            cells.append(f"{http['p50_ms'] - stdio['p50_ms']:.3f} ms" if http and stdio else "-")
+        print(f"| {client} | " + " | ".join(cells) + " |")
+    raw = [r for r in rows if r["label"].startswith("raw-")]
+    if raw:
+        print()
+        print("The clients' own floor over HTTP: the same calls against bench/mcp_raw_server.py, which replays "
+              "the result of the first call with one asyncio write (`raw-json`: `application/json`; `raw-sse`: "
+              "rmcp's SSE framing, a priming event then the response, chunked):")
+        print()
+        print("| client | reply | p50 / p99 (ms) | calls/s |")
+        print("|---|---|---|---|")
+        for r in raw:
+            print(f"| {r['client']} | {r['label'][4:]} | {pp(r)} | {r['calls_per_s']:.0f} |")
 
 
 def raw_list(n, label, command):

@@ -28,13 +28,14 @@ fn error(id: Value, code: i64, message: String) -> Value {
 /// Why `bytes` cannot be handed to rmcp, as the JSON-RPC error to answer; `None` when they are
 /// a JSON-RPC message rmcp will read.
 pub fn reject(bytes: &[u8]) -> Option<Value> {
+    // The common case first, in one parse, as rmcp will read it.
+    if serde_json::from_slice::<ClientJsonRpcMessage>(bytes).is_ok() {
+        return None;
+    }
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(value) => value,
         Err(e) => return Some(error(Value::Null, PARSE_ERROR, format!("parse error: not JSON: {e}"))),
     };
-    if serde_json::from_value::<ClientJsonRpcMessage>(value.clone()).is_ok() {
-        return None;
-    }
     // Well-formed JSON but not a message: answer the request's id if it has a usable one.
     let id = match value.get("id") {
         Some(id @ (Value::String(_) | Value::Number(_))) => id.clone(),

@@ -12,6 +12,7 @@ pub mod gate;
 mod held;
 mod jsonrpc;
 mod manage;
+mod reply;
 #[cfg(test)]
 mod roundtrip_tests;
 pub mod schema;

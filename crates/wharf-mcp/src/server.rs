@@ -25,7 +25,7 @@ use crate::gate::{self, HttpLimits, Sessions};
 use crate::held::{Client, Held};
 use crate::talk::{LogFilter, Talk};
 use crate::toolbox::{Caller, Outcome, Session, ToolComponent, Toolbox};
-use crate::{jsonrpc, manage};
+use crate::{jsonrpc, manage, reply};
 
 /// The MCP path of the HTTP transport.
 pub const MCP_PATH: &str = "/mcp";
@@ -420,7 +420,12 @@ impl Gate {
         }
         let is_delete = request.method() == hyper::Method::DELETE;
         let is_get = request.method() == hyper::Method::GET;
+        let json = request.method() == hyper::Method::POST && reply::prefers_json(request.headers());
         let mut response = self.service.handle(request).await;
+        if json {
+            // rmcp streams every reply as SSE; one that is just the response goes as JSON.
+            response = reply::prefer_json(response, reply::FIRST_MESSAGE_WAIT).await;
+        }
         if is_get && response.status().is_success() {
             // A notification stream lives as long as the client keeps it; clients reopen it.
             // Marked evictable so that many of them (even of one session) cannot hold every

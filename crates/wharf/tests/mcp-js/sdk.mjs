@@ -92,10 +92,22 @@ async function connect() {
   child.stdout.on('data', (d) => log.push(d.toString()));
   child.stderr.on('data', (d) => log.push(d.toString()));
   await waitListening(port, child, log);
-  const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`));
+  // Records how each POSTed request was answered: `application/json` or `text/event-stream`.
+  const replies = [];
+  const recording = async (url, init) => {
+    const response = await fetch(url, init);
+    if (init?.method === 'POST') {
+      const message = JSON.parse(init.body);
+      const what = message.params?.name ?? message.method;
+      replies.push({ what, type: response.headers.get('content-type'), id: message.id });
+    }
+    return response;
+  };
+  const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`), { fetch: recording });
   await client.connect(transport);
   return {
     client,
+    replies,
     close: async () => {
       await transport.terminateSession().catch(() => {});
       await client.close();
@@ -127,7 +139,7 @@ async function failsWith(client, name, args, needle) {
 }
 
 async function main() {
-  const { client, close } = await connect();
+  const { client, close, replies } = await connect();
   try {
     const tools = (await client.listTools()).tools;
     const names = new Set(tools.map((t) => t.name));
@@ -189,6 +201,13 @@ async function main() {
     console.log(`${mode}: 200 pings p50 ${ping50.toFixed(2)} ms`);
     if (mode === 'http') {
       assert.ok(ping50 < HTTP_PING_P50_LIMIT_MS, `HTTP ping p50 ${ping50.toFixed(1)} ms >= ${HTTP_PING_P50_LIMIT_MS} ms (TCP_NODELAY?)`);
+      // A reply that is just the response comes as JSON (SSE cost every call); a call still
+      // running after a second (`spin`, until --timeout 2s) as a stream, its headers early.
+      const typeOf = (what) => new Set(replies.filter((r) => r.what === what && r.id !== undefined).map((r) => r.type));
+      for (const what of ['initialize', 'tools/list', 'ping', 'mcp_types.add', P + 'echo', C + 'counter.new']) {
+        assert.deepEqual([...typeOf(what)], ['application/json'], `${what} replies: ${[...typeOf(what)]}`);
+      }
+      assert.deepEqual([...typeOf(P + 'spin')], ['text/event-stream'], `spin replies: ${[...typeOf(P + 'spin')]}`);
     }
   } finally {
     await close();

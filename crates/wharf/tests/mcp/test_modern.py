@@ -313,3 +313,71 @@ def test_hostile_stateless_clients():
         assert server.alive(), server.tail()
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reply framing: JSON for a reply that is just the response, SSE when anything comes first.
+
+
+def sse_messages(response) -> list[dict]:
+    return [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:") and line[5:].strip()]
+
+
+def test_replies_are_json_unless_something_comes_first():
+    """A POSTed request whose reply is only its response gets it as `application/json` (rmcp
+    streamed every reply as SSE, which cost the Python SDK 0.6-1.1 ms a call); notifications
+    before the response, a client that ranks SSE higher, or a call still running after a second
+    in a session keep the stream."""
+    server = HttpServer(["=" + component("MCP_CONFORMANCE")], [*POLICY_FLAGS, "--tool-names", "underscore"])
+    url = server.url
+    simple = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+              "params": {"name": "test_simple_text", "arguments": {}, "_meta": meta()}}
+    try:
+        # Stateless (2026-07-28): JSON with a length, not chunked.
+        response = post(url, simple)
+        assert response.headers["content-type"] == "application/json", response.headers
+        assert int(response.headers["content-length"]) == len(response.content)
+        assert "chunked" not in response.headers.get("transfer-encoding", "")
+        assert json.loads(response.content)["result"]["content"][0]["text"]
+        # With sessions: `initialize` and calls alike; the session id still comes.
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+        response = post(url, init, version=None)
+        assert response.headers["content-type"] == "application/json", response.headers
+        sid = response.headers["mcp-session-id"]
+        post(url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, version="2025-11-25", session=sid)
+        legacy = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "test_simple_text", "arguments": {}}}
+        response = post(url, legacy, version="2025-11-25", session=sid)
+        assert response.headers["content-type"] == "application/json", response.headers
+        assert json.loads(response.content)["id"] == 2
+        # Log messages before the response: the stream, in order, the response last.
+        logged = {**simple, "params": {**simple["params"], "name": "test_tool_with_logging",
+                                       "_meta": {**meta(), "io.modelcontextprotocol/logLevel": "info"}}}
+        response = post(url, logged)
+        assert response.headers["content-type"] == "text/event-stream", response.headers
+        messages = sse_messages(response)
+        assert [m.get("method") for m in messages] == ["notifications/message"] * 3 + [None], messages
+        assert "result" in messages[-1]
+        # A client that ranks SSE above JSON gets SSE.
+        prefers_sse = {"Content-Type": "application/json", "Accept": "text/event-stream, application/json;q=0.5",
+                       "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": "test_simple_text"}
+        response = httpx2.post(url, content=json.dumps(simple).encode(), headers=prefers_sse, timeout=30)
+        assert response.headers["content-type"] == "text/event-stream", response.headers
+        assert "result" in sse_messages(response)[-1]
+        # A call in a session that sends nothing and runs past a second (here until --timeout
+        # 2s): its headers and priming event come while it runs, then the rest of the stream.
+        # (A stateless request's headers wait for its first message in rmcp, as before.)
+        slow = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "wait_for_cancel", "arguments": {}}}
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                   "MCP-Protocol-Version": "2025-11-25", "Mcp-Session-Id": sid}
+        started = time.monotonic()
+        with httpx2.stream("POST", url, content=json.dumps(slow).encode(), headers=headers, timeout=30) as response:
+            headers_at = time.monotonic() - started
+            assert response.headers["content-type"] == "text/event-stream", response.headers
+            text = response.read().decode()
+        ended_at = time.monotonic() - started
+        assert ended_at - headers_at > 0.3, (headers_at, ended_at)
+        assert "timed out" in text, text
+        assert server.alive(), server.tail()
+    finally:
+        server.stop()
