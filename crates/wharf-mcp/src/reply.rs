@@ -77,8 +77,9 @@ pub async fn prefer_json(response: Reply, wait: Duration) -> Reply {
     let (mut parts, mut body) = response.into_parts();
     let deadline = tokio::time::Instant::now() + wait;
     let mut held = BytesMut::new();
-    // Where the next event starts in `held`.
-    let mut scanned = 0;
+    // Where the next event starts in `held`, and how far past it no event end was found (so
+    // a large event arriving in many frames is searched once, not again per frame).
+    let (mut scanned, mut searched) = (0, 0);
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Ok(Some(Ok(frame))) => frame,
@@ -89,9 +90,9 @@ pub async fn prefer_json(response: Reply, wait: Duration) -> Reply {
         };
         let Ok(data) = frame.into_data() else { continue };
         held.extend_from_slice(&data);
-        while let Some(end) = find_event_end(&held[scanned..]) {
-            let event = scanned..scanned + end;
-            scanned += end + 2;
+        while let Some(end) = find_event_end(&held[searched.max(scanned)..]) {
+            let event = scanned..searched.max(scanned) + end;
+            scanned = event.end + 2;
             let Some(message) = event_data(&held[event]) else { continue };
             if !is_final(&message) {
                 return streamed(parts, held, body);
@@ -100,6 +101,8 @@ pub async fn prefer_json(response: Reply, wait: Duration) -> Reply {
             parts.headers.remove("x-accel-buffering");
             return Response::from_parts(parts, Full::new(message).boxed());
         }
+        // A `\n\n` may straddle this frame and the next.
+        searched = held.len().saturating_sub(1);
         if held.len() > MAX_HELD {
             return streamed(parts, held, body);
         }
