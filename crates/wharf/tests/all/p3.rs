@@ -167,7 +167,8 @@ fn p3_outbound_http_follows_the_allowlist() {
     let denied = Served::start(&["--allow-net", "*.example.test", P3_HTTP]);
     let (status, body) = fetch(&denied, &format!("127.0.0.1:{port}"));
     assert_eq!((status, body.as_str()), (502, "fetch failed: ErrorCode::HttpRequestDenied\n"));
-    assert!(denied.log().contains("outbound HTTP request denied by policy"), "{}", denied.log());
+    let log = denied.log_with(&["outbound HTTP request denied by policy"]);
+    assert!(log.contains("outbound HTTP request denied by policy"), "{log}");
 }
 
 #[test]
