@@ -70,8 +70,7 @@ fn read_write_grants_over_wharfs_state_are_refused() {
         home.display()
     );
     std::fs::write(&manifest, toml).unwrap();
-    let out =
-        run(wharf_in(home, &["serve", "--listen", "127.0.0.1:0", manifest.to_str().unwrap()])).expect_code(2);
+    let out = run(wharf_in(home, &["serve", "--listen", "127.0.0.1:0", manifest.to_str().unwrap()])).expect_code(2);
     assert!(out.stderr.contains("component web") && out.stderr.contains("compile cache"), "{}", out.stderr);
     let grant = format!("{}::/h", home.join("data").display());
     let out = run(wharf_in(home, &["mcp", "--dir", &grant, MCP_COUNTER])).expect_code(2);
