@@ -389,8 +389,15 @@ impl AllowedLoads {
         match parse_source(source)? {
             Source::File(path) => {
                 use std::io::Read;
+                use std::os::unix::fs::OpenOptionsExt;
                 let real = under(&path)?;
-                let file = std::fs::File::open(&real).map_err(|_| refused())?;
+                // O_NONBLOCK: opening a FIFO (or a device) in an allowed directory must not block
+                // a runtime thread until a writer comes; a few such loads froze the server.
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                    .open(&real)
+                    .map_err(|_| refused())?;
                 let meta = file.metadata()?;
                 if !meta.is_file() {
                     anyhow::bail!("not a regular file");
