@@ -62,3 +62,41 @@ fn loading_a_fifo_or_device_does_not_block_the_server() {
     let refused = answers.iter().filter(|a| a.contains("not a regular file") || a.contains("not under any")).count();
     assert_eq!(refused, 6, "{answers:#?}");
 }
+
+#[test]
+fn a_layout_with_a_fifo_or_a_device_is_refused() {
+    // An OCI layout in an allowed directory whose `index.json` is a FIFO, or whose blob is a
+    // symlink to `/dev/zero`: refused, never waited on or read for ever.
+    use crate::util::run;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo_layout = dir.path().join("fifo");
+    std::fs::create_dir_all(&fifo_layout).unwrap();
+    std::fs::write(fifo_layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(fifo_layout.join("index.json")).status().unwrap().success());
+    let source = format!("oci:{}", fifo_layout.display());
+    let start = std::time::Instant::now();
+    let out = run(wharf(&["run", &source]));
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+
+    // A blob linked to /dev/zero, named by a tag in a real index.
+    let zero_layout = dir.path().join("zero");
+    let digest = "sha256:".to_string() + &"0".repeat(64);
+    std::fs::create_dir_all(zero_layout.join("blobs/sha256")).unwrap();
+    std::fs::write(zero_layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        zero_layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":100,"annotations":{{"org.opencontainers.image.ref.name":"x"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", zero_layout.join("blobs/sha256").join("0".repeat(64))).unwrap();
+    let source = format!("oci:{}:x", zero_layout.display());
+    let start = std::time::Instant::now();
+    let out = run(wharf(&["run", &source]));
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+}
