@@ -12,6 +12,7 @@
 mod policy;
 mod precompiled;
 mod run;
+mod tarlayer;
 
 use std::hash::Hash;
 use std::path::PathBuf;
@@ -21,6 +22,21 @@ use containerd_shim_wasm::sandbox::Sandbox;
 use containerd_shim_wasm::sandbox::context::{RuntimeContext, WasmLayer};
 use containerd_shim_wasm::shim::{Cli, Compiler, Shim, Version};
 use wharf_host::{CompileCache, EngineOptions, Host, WharfEngine};
+
+/// The layers runwasi reads from containerd's content store for the shim (only of images whose
+/// config says `architecture: wasm`).
+const SUPPORTED_LAYERS: &[&str] = &[
+    // The CNCF Wasm Working Group's layer (what `wharf push` writes).
+    "application/wasm",
+    // The Bytecode Alliance's older component layer, as runwasi accepts it.
+    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
+    policy::POLICY_MEDIA_TYPE,
+    // The tar layers of an image with a `.wasm` file: compiled once here, see `tarlayer`.
+    tarlayer::TAR_MEDIA_TYPES[0],
+    tarlayer::TAR_MEDIA_TYPES[1],
+    tarlayer::TAR_MEDIA_TYPES[2],
+    tarlayer::TAR_MEDIA_TYPES[3],
+];
 
 /// The shim: names the runtime and supplies the precompiler.
 struct WharfShim;
@@ -47,13 +63,7 @@ impl Shim for WharfShim {
     }
 
     fn supported_layers_types() -> &'static [&'static str] {
-        &[
-            // The CNCF Wasm Working Group's layer (what `wharf push` writes).
-            "application/wasm",
-            // The Bytecode Alliance's older component layer, as runwasi accepts it.
-            "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
-            policy::POLICY_MEDIA_TYPE,
-        ]
+        SUPPORTED_LAYERS
     }
 }
 
@@ -78,6 +88,8 @@ impl Sandbox for WharfSandbox {
 /// Compiles an image's component once, in the shim process: into Wharf's compile cache on the
 /// node, and back to runwasi, which stores the compiled form in containerd's content store
 /// (labelled with [`Compiler::cache_key`]) and hands it to later containers of the image.
+/// Both layouts: a component layer, and the components in the tar layers of an image with a
+/// `.wasm` file (see `tarlayer`).
 #[derive(Clone)]
 struct Precompiler {
     host: &'static Host,
@@ -118,6 +130,10 @@ impl Compiler for Precompiler {
                 compiled.push(Some(text));
                 continue;
             }
+            if tarlayer::is_tar(layer.config.media_type().as_ref()) {
+                compiled.push(self.compile_tar_layer(layer)?);
+                continue;
+            }
             let name = layer.config.digest().to_string();
             // A bad component is not compiled here; the container reports it on its stderr.
             match self.host.load(&name, &layer.layer) {
@@ -132,6 +148,34 @@ impl Compiler for Precompiler {
             }
         }
         Ok(compiled)
+    }
+}
+
+impl Precompiler {
+    /// A tar layer's compiled layer (every component file in it), or `None` if runwasi handed
+    /// over a compiled layer already.
+    fn compile_tar_layer(&self, layer: &WasmLayer) -> anyhow::Result<Option<Vec<u8>>> {
+        if layer.precompiled {
+            return Ok(None);
+        }
+        let media_type = layer.config.media_type().to_string();
+        let mut entries = Vec::new();
+        for wasm in tarlayer::wasm_files(&media_type, &layer.layer) {
+            let sha256 = tarlayer::sha256(&wasm);
+            let digest = tarlayer::digest_string(&sha256);
+            // Not a component (a core module, a corrupt file): left to the container, which
+            // reports it on its stderr if it is the entrypoint.
+            match self.host.load(&digest, &wasm) {
+                Ok((component, status)) => {
+                    log::info!("precompiled {digest} from tar layer {} ({status:?})", layer.config.digest());
+                    entries.push((sha256, precompiled::seal(&digest, &component.serialize()?)));
+                }
+                Err(e) => log::warn!("not precompiling {digest} from tar layer {}: {e}", layer.config.digest()),
+            }
+        }
+        // Always a compiled layer, even an empty one: runwasi compiles an image again on every
+        // start while any of its layers lacks one.
+        Ok(Some(tarlayer::compiled_layer(&entries)))
     }
 }
 

@@ -14,6 +14,7 @@ use wharf_host::{EngineOptions, Host, LoadError, RunError, Sandbox, SandboxError
 use wharf_http::{ListenerOptions, Reuse, Router, Server, ServerOptions, Target};
 
 use crate::policy::{POLICY_MEDIA_TYPE, Settings, SettingsError};
+use crate::tarlayer;
 
 /// Wharf's own outcomes, with `wharf run`'s exit codes (crates/wharf/src/exit.rs): a guest's
 /// own exit code passes through unchanged.
@@ -44,12 +45,13 @@ pub async fn run(ctx: &impl RuntimeContext) -> i32 {
     }
 }
 
-/// The component as delivered: its name in errors, its bytes, whether the bytes are this
-/// engine's precompiled form, and the artifact's policy layer if it has one.
+/// The component as delivered: its name in errors, its bytes, the digest its compiled form is
+/// sealed with if the bytes are this shim's sealed compiled form, and the artifact's policy
+/// layer if it has one.
 struct Delivered {
     name: String,
     bytes: Vec<u8>,
-    precompiled: bool,
+    precompiled: Option<String>,
     policy: Option<String>,
 }
 
@@ -64,15 +66,14 @@ async fn run_component(ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
     let engine = WharfEngine::new(&EngineOptions::default())
         .map_err(|e| anyhow::Error::from(e).context("cannot start the engine"))?;
     let host = Host::new(engine.clone(), None).map_err(|e| anyhow::Error::from(e).context("cannot link WASI"))?;
-    let component = if delivered.precompiled {
+    let component = if let Some(sealed_with) = &delivered.precompiled {
         let invalid = |reason: String| LoadError::Invalid { name: delivered.name.clone(), reason };
-        let payload = crate::precompiled::open(&delivered.name, &delivered.bytes)
+        let payload = crate::precompiled::open(sealed_with, &delivered.bytes)
             .map_err(|e| invalid(format!("compiled form: {e}")))?;
         // SAFETY: the payload is byte for byte what this shim's `Compiler` produced with
-        // `Component::serialize` from this layer, for an engine with the same options (the
-        // cache key runwasi stores it under includes the engine fingerprint): the seal's
-        // SHA-256 over the layer digest and the payload matched. wasmtime checks its own
-        // header and the engine's compatibility as well.
+        // `Component::serialize` from the layer (or tar-layer file) with this digest, for an
+        // engine with the same options (the cache key runwasi stores it under includes the
+        // engine fingerprint): the seal's SHA-256 over the digest and the payload matched.
         // wasmtime checks its own header and which of the host's engines (with or without
         // concurrency support) the compiled form belongs to.
         unsafe { host.deserialize(&delivered.name, payload) }?
@@ -119,42 +120,55 @@ async fn run_component(ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
 /// (`args[0]`, the "image with a .wasm file in a tar layer" layout).
 fn delivered(ctx: &impl RuntimeContext) -> anyhow::Result<Delivered> {
     let entrypoint = ctx.entrypoint();
-    match entrypoint.source {
-        Source::Oci(layers) => {
-            let is_policy = |l: &&WasmLayer| l.config.media_type().to_string() == POLICY_MEDIA_TYPE;
-            let policy = match layers.iter().filter(is_policy).collect::<Vec<_>>()[..] {
-                [] => None,
-                [layer] => Some(String::from_utf8(layer.layer.clone()).map_err(|_| SettingsError::Policy {
-                    origin: "the artifact's policy layer".into(),
-                    source: PolicyError::Keys("the policy layer is not UTF-8 text".into()),
-                })?),
-                _ => return Err(BadArtifact("more than one policy layer".into()).into()),
-            };
-            let mut wasm = layers.iter().filter(|l| !is_policy(l));
-            let (Some(layer), None) = (wasm.next(), wasm.next()) else {
-                return Err(BadArtifact(format!(
-                    "expected exactly one component layer, found {}",
-                    layers.iter().filter(|l| !is_policy(l)).count()
-                ))
-                .into());
-            };
-            Ok(Delivered {
-                name: layer.config.digest().to_string(),
-                bytes: layer.layer.clone(),
-                precompiled: layer.precompiled,
-                policy,
-            })
-        }
-        Source::File(path) => {
-            if path.as_os_str().is_empty() {
-                return Err(BadArtifact("no component: the image has no wasm layer and no entrypoint".into()).into());
-            }
-            let name = path.display().to_string();
-            let bytes =
-                std::fs::read(resolve(&path)).map_err(|source| LoadError::Read { name: name.clone(), source })?;
-            Ok(Delivered { name, bytes, precompiled: false, policy: None })
-        }
+    let layers = match entrypoint.source {
+        Source::Oci(layers) => layers,
+        Source::File(path) => return from_file(&path, &[], None),
+    };
+    let media_type = |l: &WasmLayer| l.config.media_type().to_string();
+    let (tar, layers): (Vec<&WasmLayer>, Vec<&WasmLayer>) =
+        layers.iter().partition(|l| tarlayer::is_tar(&media_type(l)));
+    let (policy, wasm): (Vec<&WasmLayer>, Vec<&WasmLayer>) =
+        layers.into_iter().partition(|l| media_type(l) == POLICY_MEDIA_TYPE);
+    let policy = match policy[..] {
+        [] => None,
+        [layer] => Some(String::from_utf8(layer.layer.clone()).map_err(|_| SettingsError::Policy {
+            origin: "the artifact's policy layer".into(),
+            source: PolicyError::Keys("the policy layer is not UTF-8 text".into()),
+        })?),
+        _ => return Err(BadArtifact("more than one policy layer".into()).into()),
+    };
+    if wasm.is_empty() && !tar.is_empty() {
+        // The tar layout (runwasi delivers the compiled tar layers of a `wasm` image): the
+        // entrypoint's file, as `Source::File` would be (`path#func` names a file `path`).
+        let arg0 = entrypoint.arg0.map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = arg0.split_once('#').map_or(arg0.as_str(), |(path, _)| path);
+        return from_file(Path::new(path), &tar, policy);
     }
+    let [layer] = wasm[..] else {
+        return Err(BadArtifact(format!("expected exactly one component layer, found {}", wasm.len())).into());
+    };
+    let name = layer.config.digest().to_string();
+    let precompiled = layer.precompiled.then(|| name.clone());
+    Ok(Delivered { name, bytes: layer.layer.clone(), precompiled, policy })
+}
+
+/// The component in the file `path` of the container's rootfs, as its compiled form if one of
+/// the (tar) `layers` is a compiled layer holding one for exactly these bytes.
+fn from_file(path: &Path, layers: &[&WasmLayer], policy: Option<String>) -> anyhow::Result<Delivered> {
+    if path.as_os_str().is_empty() {
+        return Err(BadArtifact("no component: the image has no wasm layer and no entrypoint".into()).into());
+    }
+    let name = path.display().to_string();
+    let bytes = std::fs::read(resolve(path)).map_err(|source| LoadError::Read { name: name.clone(), source })?;
+    let sha256 = tarlayer::sha256(&bytes);
+    let compiled = layers.iter().filter(|l| l.precompiled).find_map(|l| tarlayer::find(&l.layer, &sha256));
+    Ok(match compiled {
+        Some(sealed) => {
+            log::info!("{name}: the compiled form from the image's compiled tar layer");
+            Delivered { name, bytes: sealed.to_vec(), precompiled: Some(tarlayer::digest_string(&sha256)), policy }
+        }
+        None => Delivered { name, bytes, precompiled: None, policy },
+    })
 }
 
 /// A relative entrypoint is looked up in the working directory, as runwasi does for files.

@@ -38,3 +38,50 @@ fn xdg(var: &str, fallback: &str) -> PathBuf {
         None => std::env::home_dir().unwrap_or_else(std::env::temp_dir).join(fallback),
     }
 }
+
+/// Refuses a read-write directory grant that holds wharf's own state or lies inside it: the
+/// compile cache (entries are native code, loaded on a checksum the guest can compute or keep
+/// valid by renaming one entry over another) and the data directory (tags of pulled artifacts,
+/// logins, the default key-value and blob stores). A guest with such a grant could make a later
+/// `wharf run` execute code of its choosing, or read and rewrite buckets it was never granted.
+/// Read-only grants are the operator's to give.
+pub fn check_grants_spare_state(policy: &wharf_host::policy::Policy) -> Result<(), crate::exit::BadInput> {
+    let state: Vec<(&str, PathBuf)> =
+        cache_dir().map(|dir| ("compile cache", dir)).into_iter().chain([("data directory", data_dir())]).collect();
+    for grant in policy.dirs.iter().filter(|grant| !grant.read_only) {
+        // A grant that does not exist is reported by the sandbox.
+        let Ok(granted) = std::fs::canonicalize(&grant.host) else { continue };
+        for (what, dir) in &state {
+            let dir = real_path(dir);
+            if dir.starts_with(&granted) || granted.starts_with(&dir) {
+                return Err(crate::exit::BadInput(format!(
+                    "cannot grant directory {} read-write: it {} wharf's {what} ({}); a guest could plant code or \
+                     data there. Grant a narrower directory, add `:ro`, or move the {what} \
+                     (WHARF_CACHE_DIR / WHARF_DATA_DIR)",
+                    grant.host.display(),
+                    if dir.starts_with(&granted) { "holds" } else { "lies inside" },
+                    dir.display(),
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` with symlinks resolved, as far as it exists (the cache may not be created yet).
+fn real_path(path: &std::path::Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut existing = path;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return rest.iter().rev().fold(real, |acc: PathBuf, part| acc.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}

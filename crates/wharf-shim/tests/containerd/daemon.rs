@@ -67,6 +67,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     Some(daemon)
 }
 
+/// Files of an image layer: (path in the layer, contents).
+pub type Files<'a> = &'a [(&'a str, &'a [u8])];
+
 /// A running containerd.
 pub struct Containerd {
     dir: Option<tempfile::TempDir>,
@@ -145,36 +148,57 @@ impl Containerd {
     /// `wasi/wasm`, entrypoint `/NAME.wasm`) built from `wasm`, named `IMAGE`
     /// (`docker.io/wharf-test/NAME:latest`). `extra_files` go into the same layer.
     pub fn import_tar_layout(&self, name: &str, wasm: &Path, extra_files: &[(&str, &[u8])]) -> String {
+        let wasm = std::fs::read(wasm).unwrap();
+        let wasm_path = format!("{name}.wasm");
+        let mut files = vec![(wasm_path.as_str(), &wasm[..])];
+        files.extend_from_slice(extra_files);
+        self.import_tar_image(name, &format!("/{name}.wasm"), &[(&files, false)])
+    }
+
+    /// Imports a `wasi/wasm` image with one tar layer per entry of `layers` (its files, and
+    /// whether the layer is gzipped), in order, entrypoint `entrypoint`, named
+    /// `docker.io/wharf-test/NAME:latest`.
+    pub fn import_tar_image(&self, name: &str, entrypoint: &str, layers: &[(Files<'_>, bool)]) -> String {
         let work = self.dir().join(format!("image-{name}"));
-        let files = work.join("files");
-        std::fs::create_dir_all(&files).unwrap();
-        std::fs::copy(wasm, files.join(format!("{name}.wasm"))).unwrap();
-        let mut entries = vec![format!("{name}.wasm")];
-        for (path, bytes) in extra_files {
-            std::fs::write(files.join(path), bytes).unwrap();
-            entries.push(path.to_string());
+        let mut blobs = Vec::new();
+        let mut diff_ids = Vec::new();
+        for (i, (layer_files, gzip)) in layers.iter().enumerate() {
+            let files = work.join(format!("files-{i}"));
+            std::fs::create_dir_all(&files).unwrap();
+            for (path, bytes) in *layer_files {
+                std::fs::write(files.join(path), bytes).unwrap();
+            }
+            let layer_path = work.join(format!("layer-{i}.tar"));
+            let tar = Command::new("tar")
+                .arg("-cf")
+                .arg(&layer_path)
+                .arg("-C")
+                .arg(&files)
+                .args(["--owner=0", "--group=0", "--numeric-owner"])
+                .args(layer_files.iter().map(|(path, _)| path))
+                .status()
+                .unwrap();
+            assert!(tar.success());
+            let layer = std::fs::read(&layer_path).unwrap();
+            diff_ids.push(digest(&layer));
+            if *gzip {
+                let gz = Command::new("gzip").args(["-n", "-k"]).arg(&layer_path).status().unwrap();
+                assert!(gz.success());
+                let gzipped = std::fs::read(layer_path.with_extension("tar.gz")).unwrap();
+                blobs.push(("application/vnd.oci.image.layer.v1.tar+gzip", gzipped));
+            } else {
+                blobs.push(("application/vnd.oci.image.layer.v1.tar", layer));
+            }
         }
-        let layer_path = work.join("layer.tar");
-        let tar = Command::new("tar")
-            .arg("-cf")
-            .arg(&layer_path)
-            .arg("-C")
-            .arg(&files)
-            .args(["--owner=0", "--group=0", "--numeric-owner"])
-            .args(&entries)
-            .status()
-            .unwrap();
-        assert!(tar.success());
-        let layer = std::fs::read(&layer_path).unwrap();
         let config = serde_json::json!({
             "architecture": "wasm",
             "os": "wasi",
-            "config": { "Entrypoint": [format!("/{name}.wasm")] },
-            "rootfs": { "type": "layers", "diff_ids": [digest(&layer)] },
+            "config": { "Entrypoint": [entrypoint] },
+            "rootfs": { "type": "layers", "diff_ids": diff_ids },
         });
         let image = format!("docker.io/wharf-test/{name}:latest");
         let config = ("application/vnd.oci.image.config.v1+json", serde_json::to_vec(&config).unwrap());
-        let imported = self.import_layout(&work, &image, config, &[("application/vnd.oci.image.layer.v1.tar", layer)]);
+        let imported = self.import_layout(&work, &image, config, &blobs);
         assert_eq!(imported.code, 0, "ctr images import failed: {imported:?}");
         image
     }

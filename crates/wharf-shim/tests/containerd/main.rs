@@ -243,6 +243,49 @@ fn wg_artifact_runs_from_the_content_store_compiled_once() {
     assert_eq!(entries.len(), 1, "one entry in Wharf's compile cache");
 }
 
+/// The tar layout (an image with a `.wasm` file in a tar layer) is compiled once too: in the
+/// shim process, into Wharf's cache on the node, with the compiled forms in the content store;
+/// each container loads the compiled form of the exact bytes its own rootfs holds.
+#[test]
+fn tar_layer_components_compile_once_in_the_shim() {
+    let Some(ctd) = daemon::start() else { return };
+    let image = ctd.import_tar_layout("cli_env", guests::CLI_ENV.as_ref(), &[]);
+    for id in ["tar-first", "tar-second"] {
+        let ran = ctd.run(&["--env", "FROM_POD=1"], &image, id, &[]);
+        assert_eq!(ran.code, 0, "{ran:?}\n{}", ctd.log_tail());
+        assert!(ran.stdout.lines().any(|l| l == "FROM_POD=1"), "{ran:?}");
+    }
+    let log = ctd.log();
+    let wasm = std::fs::read(guests::CLI_ENV).unwrap();
+    let digest = daemon::digest(&wasm);
+    assert_eq!(log.matches(&format!("precompiled {digest} from tar layer")).count(), 1, "compiled once:\n{log}");
+    let loaded = "/cli_env.wasm: the compiled form from the image's compiled tar layer";
+    assert_eq!(log.matches(loaded).count(), 2, "both containers load the compiled form:\n{log}");
+    let cache = ctd.dir().join("wharf-cache");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flat_map(|fingerprint| std::fs::read_dir(fingerprint.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries, [format!("{}.cwasm", digest.trim_start_matches("sha256:"))], "Wharf's compile cache");
+
+    // Two layers (a gzipped one, then a plain one) with the same path: both are compiled, and
+    // the container runs what its rootfs holds (the upper layer's), not the first compiled form.
+    let echo = std::fs::read(guests::CLI_ECHO).unwrap();
+    let exit = std::fs::read(guests::CLI_EXIT).unwrap();
+    let lower: &[(&str, &[u8])] = &[("app.wasm", &echo)];
+    let upper: &[(&str, &[u8])] = &[("app.wasm", &exit), ("notes.txt", b"not wasm")];
+    let image = ctd.import_tar_image("layered", "/app.wasm", &[(lower, true), (upper, false)]);
+    let ran = ctd.run(&[], &image, "layered", &["/app.wasm", "42"]);
+    assert_eq!((ran.code, ran.stdout.as_str()), (42, ""), "{ran:?}\n{}", ctd.log_tail());
+    let log = ctd.log();
+    for wasm in [&echo, &exit] {
+        let precompiled = format!("precompiled {} from tar layer", daemon::digest(wasm));
+        assert_eq!(log.matches(&precompiled).count(), 1, "{log}");
+    }
+    assert!(log.contains("/app.wasm: the compiled form from the image's compiled tar layer"), "{log}");
+}
+
 /// `GET PATH` on 127.0.0.1:PORT with `Connection: close`; the whole response, or `None` if
 /// nothing listens yet.
 fn get(port: u16, path: &str) -> Option<String> {

@@ -266,6 +266,7 @@ impl ComponentLoader {
     /// `policy` made ready for the component from `source` (a per-call timeout by default).
     fn sandbox(&self, source: &str, mut policy: Policy) -> anyhow::Result<Sandbox> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
+        crate::dirs::check_grants_spare_state(&policy).with_context(|| format!("component {source}"))?;
         Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
             .map(|sandbox| sandbox.with_dns(crate::resolver::dns()))
             .with_context(|| format!("component {source}"))

@@ -141,6 +141,7 @@ impl ServeCommand {
             .components
             .iter()
             .map(|c| {
+                crate::dirs::check_grants_spare_state(&c.policy).with_context(|| format!("component {}", c.name))?;
                 Sandbox::new(&c.policy, &backends, |name| std::env::var(name).ok())
                     .map(|sandbox| sandbox.with_label(&c.name).with_dns(crate::resolver::dns()))
                     .with_context(|| format!("component {}", c.name))

@@ -26,6 +26,7 @@ mod registry_limits;
 mod run;
 mod sandbox;
 mod serve;
+mod state_dirs;
 mod util;
 
 // Every guest program must have a test function named after it.
