@@ -14,6 +14,9 @@
 //! - `/lookups?name=SUFFIX&n=N`: starts N name lookups (`0.SUFFIX`, `1.SUFFIX`, ...) at once
 //!   without waiting for them, and answers how many started and how many were refused.
 //! - `/read?path=PATH`: answers the file's contents.
+//! - `/residue`: looks through the whole linear memory for a marker an earlier request on the
+//!   same instance would have left, then leaves it in four places (the lowest 64 KiB, a static,
+//!   the heap, the stack); answers `clean` or `seen N` (how many copies it found).
 use std::io::{Read, Write};
 
 use wasip2::http::outgoing_handler;
@@ -61,6 +64,38 @@ fn fetch(url: &str, host_header: Option<&str>) -> Result<(u16, Vec<u8>), String>
     let mut bytes = Vec::new();
     body.stream().map_err(|()| "no stream")?.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
     Ok((status, bytes))
+}
+
+/// The marker `/residue` leaves, XORed with a key only known at run time, so that neither the
+/// data segment nor the scan itself ever holds the marker.
+const RESIDUE: &[u8; 16] = b"wharf-residue-00";
+
+static mut RESIDUE_STATIC: [u8; 16] = [0; 16];
+
+/// How many copies of the marker linear memory holds (see `/residue`), then leaves four more.
+fn residue() -> usize {
+    let key = std::hint::black_box(0x5au8);
+    let size = core::arch::wasm32::memory_size(0) * 65536;
+    let byte = |addr: usize| unsafe { core::ptr::read_volatile(addr as *const u8) } ^ key;
+    let mut seen = 0;
+    for addr in 1..size - RESIDUE.len() {
+        if byte(addr) == RESIDUE[0] && (1..RESIDUE.len()).all(|i| byte(addr + i) == RESIDUE[i]) {
+            seen += 1;
+        }
+    }
+    let marker: [u8; 16] = std::array::from_fn(|i| RESIDUE[i] ^ key);
+    unsafe {
+        // The lowest 64 KiB: the far end of the 1 MiB stack that rustc puts first (checked:
+        // the statics lie above it), which no request reaches.
+        let statics = core::ptr::addr_of!(RESIDUE_STATIC) as usize;
+        if statics > 0x20000 {
+            core::ptr::write_volatile(0x1000 as *mut [u8; 16], marker);
+        }
+        core::ptr::write_volatile(core::ptr::addr_of_mut!(RESIDUE_STATIC), marker);
+    }
+    Box::leak(Box::new(marker));
+    std::hint::black_box(&marker);
+    seen
 }
 
 impl wasip2::exports::http::incoming_handler::Guest for Echo {
@@ -151,6 +186,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Echo {
             "/read" => match std::fs::read(query_param(query, "path").unwrap_or_default()) {
                 Ok(bytes) => respond(out, 200, text, |w| w.write_all(&bytes).unwrap()),
                 Err(e) => respond(out, 500, text, |w| write!(w, "read failed: {e}").unwrap()),
+            },
+            "/residue" => match residue() {
+                0 => respond(out, 200, text, |w| w.write_all(b"clean\n").unwrap()),
+                n => respond(out, 200, text, |w| writeln!(w, "seen {n}").unwrap()),
             },
             _ => respond(out, 200, text, |w| w.write_all(b"hello from http_echo\n").unwrap()),
         }

@@ -36,6 +36,23 @@ pub fn http_echo() {
 }
 
 #[test]
+fn no_request_sees_the_memory_of_an_earlier_one() {
+    // A WASI 0.2 component gets a fresh instance per request; its pooled memory slot is reset
+    // between requests. Each request scans all of linear memory for a marker and then leaves
+    // it in the lowest 64 KiB, a static, the heap and the stack: none may survive.
+    let server = Served::start(&[HTTP_ECHO]);
+    for _ in 0..4 {
+        assert_eq!(get(&server.url("/residue")), (200, "clean\n".to_string()));
+    }
+    // The scan finds what survives: a reused instance keeps its memory by design.
+    let reused = Served::start(&["--max-instance-reuse-count", "2", HTTP_ECHO]);
+    assert_eq!(get(&reused.url("/residue")), (200, "clean\n".to_string()));
+    let (status, text) = get(&reused.url("/residue"));
+    assert_eq!(status, 200);
+    assert!(text.starts_with("seen "), "the second request on a reused instance saw nothing: {text}");
+}
+
+#[test]
 fn large_bodies_stream_both_ways() {
     let server = Served::start(&[HTTP_ECHO]);
     let size = 12 * 1024 * 1024;
