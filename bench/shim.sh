@@ -3,7 +3,8 @@
 # `containerd-shim-wharf-v1` (the examples/hello component, tar-layer image) beside runc running
 # Debian's static busybox `echo` in a one-file rootfs image, on one throwaway containerd.
 # Needs root, containerd, runc, busybox-static (`scripts/setup.sh`; `apt-get install busybox-static`).
-# N=50 by default; prints a Markdown table for BENCHMARKS.md.
+# N=50 by default; prints a Markdown table for BENCHMARKS.md. The last row is the floor any
+# runtime pays through `ctr run --rm`: the same ctr calls and containerd work with no task.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -76,4 +77,5 @@ done
 echo "machine: $(nproc) cores, $(uname -sr), $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}')"
 python3 "$root/bench/shim.py" "$(printf '%s\n' "${ctr[@]}" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().split()))')" "$N" \
   "wharf shim (hello.wasm)|io.containerd.wharf.v1|docker.io/bench/hello:latest|" \
-  "runc (static busybox echo)|io.containerd.runc.v2|docker.io/bench/busybox:latest|"
+  "runc (static busybox echo)|io.containerd.runc.v2|docker.io/bench/busybox:latest|" \
+  "floor: ctr + containerd, no task (create + delete the container)|none|docker.io/bench/busybox:latest|"

@@ -7,6 +7,7 @@
 //! outside the event loop ([`WorkerExpiration`]): past the timeout the instance is dropped with
 //! every request on it. A trap or a timeout retires the instance; each request that was on it
 //! learns why through its [`Verdict`].
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -88,7 +89,11 @@ impl Pool {
             // The body keeps streaming from the instance: if the instance is dropped before the
             // body ends (timeout, trap), the body must end in an error, not look complete.
             Ok(response) => {
-                return Ok(response.map(|body| VerdictBody { inner: body, verdict: Some(verdict_rx) }.boxed_unsync()));
+                let (head, body) = response.into_parts();
+                let mut body =
+                    VerdictBody { inner: body, ready: VecDeque::new(), ended: false, verdict: Some(verdict_rx) };
+                body.gather().await;
+                return Ok(hyper::Response::from_parts(head, body.boxed_unsync()));
             }
             Err(error) => error,
         };
@@ -167,10 +172,21 @@ impl WorkerExpiration for Expiry {
         };
         let Some(deadline) = start.checked_add(timeout) else { return Poll::Pending };
         let deadline = tokio::time::Instant::from_std(deadline);
-        if self.sleep.deadline() != deadline {
+        // The status changes two or three times per request, and each new deadline used to
+        // re-arm the timer (a timer-wheel removal and insertion under its lock). Now the timer
+        // is re-armed only when the deadline moves earlier; a later one is checked when the
+        // timer fires, so under steady load (the idle deadline moving later each time) it is
+        // not touched at all between firings.
+        if deadline < self.sleep.deadline() {
             self.sleep.as_mut().reset(deadline);
         }
-        self.sleep.as_mut().poll(cx)
+        loop {
+            std::task::ready!(self.sleep.as_mut().poll(cx));
+            if tokio::time::Instant::now() >= deadline {
+                return Poll::Ready(());
+            }
+            self.sleep.as_mut().reset(deadline);
+        }
     }
 }
 
@@ -243,11 +259,55 @@ impl std::fmt::Debug for Failure {
 
 impl std::error::Error for Failure {}
 
+/// Bytes of a response body gathered before its head goes out (see [`VerdictBody::gather`]).
+const GATHER_MAX: usize = 64 << 10;
+
+/// Scheduler turns [`VerdictBody::gather`] waits for more of a body the instance is producing.
+const GATHER_TURNS: usize = 2;
+
 /// A response body from a pooled instance that ends in an error when the instance was dropped
 /// in failure (its verdict came) before the body's own end.
 struct VerdictBody {
     inner: wasmtime_wasi_http::WasiBody,
+    /// Frames (and the end, `None`) already taken from `inner`, sent before anything else.
+    ready: VecDeque<Option<Result<hyper::body::Frame<bytes::Bytes>, wasmtime_wasi_http::Error>>>,
+    /// `inner` has ended (its end or error is in `ready` or was passed on): not polled again.
+    ended: bool,
     verdict: Option<oneshot::Receiver<Failure>>,
+}
+
+impl VerdictBody {
+    /// Takes the frames the instance has produced by now (up to [`GATHER_MAX`] bytes, waiting
+    /// at most [`GATHER_TURNS`] scheduler turns for more), so that hyper writes a short
+    /// response's head, body and end in one write. A guest's body arrives a moment after its
+    /// head (a 0.3 guest writes it from a task it spawns before returning the response): sent
+    /// at once, the head went out alone and the end of the body in a third write about a third
+    /// of the time under load (each write also waking the client). A body that is slower than
+    /// that (a stream) is not waited for: its head goes out after those turns.
+    async fn gather(&mut self) {
+        let mut bytes = 0;
+        let mut turns = 0;
+        while !self.ended && bytes < GATHER_MAX {
+            match std::future::poll_fn(|cx| Poll::Ready(hyper::body::Body::poll_frame(Pin::new(&mut self.inner), cx)))
+                .await
+            {
+                Poll::Ready(frame) => {
+                    self.ended = !matches!(frame, Some(Ok(_)));
+                    if let Some(Ok(frame)) = &frame
+                        && let Some(data) = frame.data_ref()
+                    {
+                        bytes += data.len();
+                    }
+                    self.ready.push_back(frame);
+                }
+                Poll::Pending if turns < GATHER_TURNS => {
+                    turns += 1;
+                    tokio::task::yield_now().await;
+                }
+                Poll::Pending => break,
+            }
+        }
+    }
 }
 
 impl hyper::body::Body for VerdictBody {
@@ -258,7 +318,15 @@ impl hyper::body::Body for VerdictBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
-        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let frame = match self.ready.pop_front() {
+            Some(frame) => frame,
+            None if self.ended => None,
+            None => {
+                let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+                self.ended = !matches!(frame, Some(Ok(_)));
+                frame
+            }
+        };
         if matches!(frame, Some(Ok(_))) {
             return Poll::Ready(frame);
         }
@@ -273,11 +341,17 @@ impl hyper::body::Body for VerdictBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        // Frames gathered ahead are all Ready, so hyper takes them (and the end) into the same
+        // write without being told the end is near.
+        self.ready.is_empty() && !self.ended && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
+        // The inner hint no longer counts the gathered frames.
+        if self.ready.is_empty() && !self.ended {
+            return self.inner.size_hint();
+        }
+        hyper::body::SizeHint::default()
     }
 }
 
@@ -311,5 +385,153 @@ impl hyper::body::Body for PermitBody {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hyper::body::{Body as _, Frame};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// A body whose frames come from a channel (closing it ends the body), like a guest's.
+    struct Channel(mpsc::Receiver<Frame<bytes::Bytes>>);
+
+    impl hyper::body::Body for Channel {
+        type Data = bytes::Bytes;
+        type Error = wasmtime_wasi_http::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<bytes::Bytes>, Self::Error>>> {
+            self.0.poll_recv(cx).map(|frame| frame.map(Ok))
+        }
+    }
+
+    struct Sender(mpsc::Sender<Frame<bytes::Bytes>>);
+
+    impl Sender {
+        async fn send_data(&mut self, data: bytes::Bytes) -> Result<(), ()> {
+            self.0.send(Frame::data(data)).await.map_err(|_| ())
+        }
+    }
+
+    fn body(verdict: oneshot::Receiver<Failure>) -> (Sender, VerdictBody) {
+        let (tx, rx) = mpsc::channel(4);
+        let inner = Channel(rx).boxed_unsync();
+        (Sender(tx), VerdictBody { inner, ready: VecDeque::new(), ended: false, verdict: Some(verdict) })
+    }
+
+    async fn frames(mut body: VerdictBody) -> Vec<Result<Frame<bytes::Bytes>, String>> {
+        let mut out = Vec::new();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            out.push(frame.map_err(|e| e.to_string()));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_finished_body_is_gathered_whole_with_its_end() {
+        let (_verdict, verdict_rx) = oneshot::channel();
+        let (mut tx, mut body) = body(verdict_rx);
+        tx.send_data(bytes::Bytes::from_static(b"hello ")).await.unwrap();
+        tx.send_data(bytes::Bytes::from_static(b"world")).await.unwrap();
+        drop(tx);
+        body.gather().await;
+        assert!(body.ended, "the end was not gathered");
+        assert_eq!(body.ready.len(), 3);
+        // Nothing left for hyper to wait for: every frame and the end are Ready.
+        let got = frames(body).await;
+        let data: Vec<_> = got.iter().map(|f| f.as_ref().unwrap().data_ref().unwrap().clone()).collect();
+        assert_eq!(data, [&b"hello "[..], &b"world"[..]]);
+    }
+
+    #[tokio::test]
+    async fn a_body_still_being_produced_does_not_hold_the_head_back() {
+        let (_verdict, verdict_rx) = oneshot::channel();
+        let (mut tx, mut body) = body(verdict_rx);
+        tx.send_data(bytes::Bytes::from_static(b"first")).await.unwrap();
+        // The rest comes later (a stream): gather returns after its few turns, not at the end.
+        tokio::time::timeout(Duration::from_secs(5), body.gather()).await.expect("gather waited for the stream");
+        assert_eq!(body.ready.len(), 1);
+        assert!(!body.ended);
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tx.send_data(bytes::Bytes::from_static(b"second")).await.unwrap();
+        });
+        let got = frames(body).await;
+        sender.await.unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].as_ref().unwrap().data_ref().unwrap(), &b"second"[..]);
+    }
+
+    #[tokio::test]
+    async fn a_gathered_end_still_reports_the_instance_failure() {
+        // The instance failed (its verdict came) after the body seemed complete: the gathered
+        // end must become an error, so the cut-off body never looks whole.
+        let (verdict, verdict_rx) = oneshot::channel();
+        let (mut tx, mut body) = body(verdict_rx);
+        tx.send_data(bytes::Bytes::from_static(b"partial")).await.unwrap();
+        drop(tx);
+        body.gather().await;
+        assert!(body.ended);
+        let _ = verdict.send(Failure::internal("guest trapped".into()));
+        let got = frames(body).await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[1].as_ref().is_err_and(|e| e.contains("guest trapped")), "{got:?}");
+    }
+
+    /// Polls `expiry` with `status` since `start` until it fires (or `limit` passes).
+    async fn fires_after(expiry: &mut Pin<Box<Expiry>>, status: WorkerStatus, start: Instant) -> Option<Duration> {
+        let limit = Duration::from_secs(3);
+        let poll = std::future::poll_fn(|cx| expiry.as_mut().poll(cx, status, start));
+        tokio::time::timeout(limit, poll).await.ok().map(|()| start.elapsed())
+    }
+
+    #[tokio::test]
+    async fn instance_expiry_follows_the_latest_deadline_both_ways() {
+        let mut expiry = Box::pin(Expiry {
+            idle_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_millis(600),
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(86_400))),
+        });
+        // Idle since now: armed for 300 ms; then a request starts at once (600 ms, later).
+        let start = Instant::now();
+        let poll = std::future::poll_fn(|cx| Poll::Ready(expiry.as_mut().poll(cx, WorkerStatus::Idle, start)));
+        assert!(poll.await.is_pending());
+        // The timer still holds the earlier (idle) deadline; firing then must not end the
+        // instance before the request's own deadline.
+        let fired = fires_after(&mut expiry, WorkerStatus::Requests, start).await.expect("never expired");
+        assert!(fired >= Duration::from_millis(600), "expired after {fired:?}, before the request timeout");
+        // A deadline earlier than the armed one is honoured on time.
+        let start = Instant::now();
+        let poll = std::future::poll_fn(|cx| Poll::Ready(expiry.as_mut().poll(cx, WorkerStatus::Requests, start)));
+        assert!(poll.await.is_pending());
+        let fired = fires_after(&mut expiry, WorkerStatus::Idle, start).await.expect("never expired");
+        assert!(
+            fired >= Duration::from_millis(300) && fired < Duration::from_millis(550),
+            "idle expiry after {fired:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn gathering_stops_at_its_byte_bound() {
+        let (_verdict, verdict_rx) = oneshot::channel();
+        let (mut tx, mut body) = body(verdict_rx);
+        let chunk = bytes::Bytes::from(vec![7u8; 48 << 10]);
+        let producer = tokio::spawn(async move {
+            for _ in 0..8 {
+                if tx.send_data(chunk.clone()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        body.gather().await;
+        let gathered: usize = body.ready.iter().flatten().flatten().filter_map(|f| f.data_ref()).map(|d| d.len()).sum();
+        assert!(gathered <= GATHER_MAX + (48 << 10), "gathered {gathered} bytes");
+        drop(body);
+        producer.await.unwrap();
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, RwLock};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
@@ -19,7 +20,7 @@ use crate::docs::PackageDocs;
 use crate::talk::Talk;
 use crate::value::{ArgError, Handles, from_json, to_json};
 
-/// Calls running at once across all sessions; more wait their turn.
+/// Calls running at once across all sessions; more fail at once (as `serve` answers 503).
 const MAX_CONCURRENT_CALLS: usize = 64;
 /// Session instances (of components with resources) alive at once across all sessions: each
 /// may hold up to its memory limit, so sessions cannot multiply host memory without bound.
@@ -344,10 +345,22 @@ impl Session {
         let entry = &tools.components[c];
         let component = &entry.component;
         let function = &component.catalog.functions[f];
-        let _permit = self.toolbox.calls.acquire().await.ok()?;
+        // A call that cannot start fails now rather than wait: over HTTP a waiting call keeps its
+        // connection busy (never closed to make room), so a client with many connections and
+        // slow calls locked every other client out for (its calls / 64) timeouts in a row.
+        let Ok(_permit) = self.toolbox.calls.try_acquire() else {
+            let busy = format!("the server is running its maximum of {MAX_CONCURRENT_CALLS} tool calls; try again");
+            return Some(Outcome::Failed(RunError::Host(busy).into()));
+        };
         Some(if component.is_stateful() {
             let slot = self.slot(entry.id, &tools);
-            let mut slot = slot.lock().await;
+            // Calls of one session on its instance take turns, each waiting at most one timeout.
+            let wait = component.sandbox.timeout().unwrap_or(Duration::from_secs(30));
+            let Ok(mut slot) = tokio::time::timeout(wait, slot.lock()).await else {
+                let busy =
+                    format!("this session's instance of {} was busy with other calls for {wait:?}", component.name);
+                return Some(Outcome::Failed(RunError::Host(busy).into()));
+            };
             let outcome = self.call_stateful(component, function, args, caller, &mut slot).await;
             // A trap or timeout leaves the instance unusable: start over on the next call.
             match outcome {

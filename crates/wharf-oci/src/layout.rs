@@ -72,7 +72,7 @@ impl Layout {
 
     /// Opens an existing layout (e.g. one written by `skopeo copy ... oci:DIR`) for reading.
     pub fn open(root: &Path) -> Result<Layout, Error> {
-        let text = match fs::read_to_string(root.join(LAYOUT_FILE)) {
+        let text = match read_regular(&root.join(LAYOUT_FILE)).map(|b| String::from_utf8_lossy(&b).into_owned()) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Layout { path: root.into(), reason: "it has no `oci-layout` file".into() });
@@ -113,7 +113,7 @@ impl Layout {
     /// altered on disk, is not trusted).
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, Error> {
         let path = self.blob_path(digest)?;
-        let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
+        let bytes = read_regular(&path).map_err(|e| io(&path, e))?;
         digest::verify(&path.display().to_string(), digest, &bytes)?;
         Ok(bytes)
     }
@@ -193,7 +193,7 @@ impl Layout {
 
     fn read_index(&self) -> Result<IndexFile, Error> {
         let path = self.root.join("index.json");
-        match fs::read(&path) {
+        match read_regular(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| json(&path, e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Ok(IndexFile { schema_version: 2, media_type: Some(INDEX_MEDIA_TYPE.into()), manifests: vec![] })
@@ -249,6 +249,24 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_: &File, _: u64, _: u64) {}
+
+/// Reads a regular file whole. A layout may come from someone else (`wharf mcp --allow-load`):
+/// a FIFO must not block the reader until a writer comes, nor a device (a blob linked to
+/// `/dev/zero`) be read for ever, so the file is opened `O_NONBLOCK` and refused unless regular.
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    // A hint only (a sparse file may claim more than memory holds): as `fs::read` does.
+    let _ = bytes.try_reserve_exact(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
 
 fn io(path: &Path, source: std::io::Error) -> Error {
     Error::Io { path: path.into(), source }

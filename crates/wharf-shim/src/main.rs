@@ -92,30 +92,41 @@ impl Sandbox for WharfSandbox {
 /// `.wasm` file (see `tarlayer`).
 #[derive(Clone)]
 struct Precompiler {
-    host: &'static Host,
+    engine: &'static WharfEngine,
 }
+
+/// The precompiler's host (WASI linked), made on the first compile: a container whose image is
+/// compiled already needs only the engine's fingerprint, for runwasi's cache key.
+static HOST: OnceLock<Host> = OnceLock::new();
 
 impl Precompiler {
     fn get() -> anyhow::Result<Self> {
-        static HOST: OnceLock<Host> = OnceLock::new();
+        static ENGINE: OnceLock<WharfEngine> = OnceLock::new();
+        if let Some(engine) = ENGINE.get() {
+            return Ok(Precompiler { engine });
+        }
+        // The same options as the engine inside the container, so the compiled form loads there.
+        let engine = WharfEngine::new(&EngineOptions::default())
+            .map_err(|e| anyhow::Error::from(e).context("cannot start the engine"))?;
+        Ok(Precompiler { engine: ENGINE.get_or_init(|| engine) })
+    }
+
+    fn host(&self) -> anyhow::Result<&'static Host> {
         if let Some(host) = HOST.get() {
-            return Ok(Precompiler { host });
+            return Ok(host);
         }
         let cache_dir = std::env::var_os("WHARF_CACHE_DIR")
             .filter(|d| !d.is_empty())
             .map_or_else(|| PathBuf::from("/var/cache/wharf"), PathBuf::from);
-        // The same options as the engine inside the container, so the compiled form loads there.
-        let engine = WharfEngine::new(&EngineOptions::default())
-            .map_err(|e| anyhow::Error::from(e).context("cannot start the engine"))?;
-        let host = Host::new(engine, Some(CompileCache::new(cache_dir)))
+        let host = Host::new(self.engine.clone(), Some(CompileCache::new(cache_dir)))
             .map_err(|e| anyhow::Error::from(e).context("cannot link WASI"))?;
-        Ok(Precompiler { host: HOST.get_or_init(|| host) })
+        Ok(HOST.get_or_init(|| host))
     }
 }
 
 impl Compiler for Precompiler {
     fn cache_key(&self) -> impl Hash {
-        (env!("CARGO_PKG_VERSION"), self.host.engine().fingerprint())
+        (env!("CARGO_PKG_VERSION"), self.engine.fingerprint())
     }
 
     async fn compile(&self, layers: &[WasmLayer]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
@@ -136,7 +147,7 @@ impl Compiler for Precompiler {
             }
             let name = layer.config.digest().to_string();
             // A bad component is not compiled here; the container reports it on its stderr.
-            match self.host.load(&name, &layer.layer) {
+            match self.host()?.load(&name, &layer.layer) {
                 Ok((component, status)) => {
                     log::info!("precompiled {name} ({status:?})");
                     compiled.push(Some(precompiled::seal(&name, &component.serialize()?)));
@@ -165,7 +176,7 @@ impl Precompiler {
             let digest = tarlayer::digest_string(&sha256);
             // Not a component (a core module, a corrupt file): left to the container, which
             // reports it on its stderr if it is the entrypoint.
-            match self.host.load(&digest, &wasm) {
+            match self.host()?.load(&digest, &wasm) {
                 Ok((component, status)) => {
                     log::info!("precompiled {digest} from tar layer {} ({status:?})", layer.config.digest());
                     entries.push((sha256, precompiled::seal(&digest, &component.serialize()?)));

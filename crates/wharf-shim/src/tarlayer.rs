@@ -29,8 +29,9 @@ const MAGIC: &[u8; 8] = b"WHARFTL1";
 /// At most this many components of one layer are compiled (a layer of plugins is compiled
 /// when it is first run, in the shim; past this, the rest are compiled in their containers).
 pub const MAX_COMPONENTS: usize = 16;
-/// A gzip layer is inflated up to this size; what lies beyond is not scanned.
-const MAX_INFLATED: u64 = 1 << 30;
+/// A gzip layer is inflated (in the shim process, outside the pod's cgroup) up to this size;
+/// what lies beyond is not scanned, and its components are compiled in their containers.
+const MAX_INFLATED: u64 = 256 << 20;
 
 /// Whether `media_type` is one of [`TAR_MEDIA_TYPES`].
 pub fn is_tar(media_type: &str) -> bool {

@@ -39,33 +39,44 @@ fn xdg(var: &str, fallback: &str) -> PathBuf {
     }
 }
 
-/// Refuses a read-write directory grant that holds wharf's own state or lies inside it: the
+/// Wharf's own state on disk, which no read-write directory grant may hold or lie inside: the
 /// compile cache (entries are native code, loaded on a checksum the guest can compute or keep
-/// valid by renaming one entry over another) and the data directory (tags of pulled artifacts,
-/// logins, the default key-value and blob stores). A guest with such a grant could make a later
-/// `wharf run` execute code of its choosing, or read and rewrite buckets it was never granted.
+/// valid by renaming one entry over another), the data directory (tags of pulled artifacts,
+/// logins, the default key-value and blob stores) and the stores a runtime config puts
+/// elsewhere (`path = ...`). A guest with such a grant could make a later `wharf run` execute
+/// code of its choosing, or read and rewrite buckets and containers it was never granted.
 /// Read-only grants are the operator's to give.
-pub fn check_grants_spare_state(policy: &wharf_host::policy::Policy) -> Result<(), crate::exit::BadInput> {
-    let state: Vec<(&str, PathBuf)> =
-        cache_dir().map(|dir| ("compile cache", dir)).into_iter().chain([("data directory", data_dir())]).collect();
-    for grant in policy.dirs.iter().filter(|grant| !grant.read_only) {
-        // A grant that does not exist is reported by the sandbox.
-        let Ok(granted) = std::fs::canonicalize(&grant.host) else { continue };
-        for (what, dir) in &state {
-            let dir = real_path(dir);
-            if dir.starts_with(&granted) || granted.starts_with(&dir) {
-                return Err(crate::exit::BadInput(format!(
-                    "cannot grant directory {} read-write: it {} wharf's {what} ({}); a guest could plant code or \
-                     data there. Grant a narrower directory, add `:ro`, or move the {what} \
-                     (WHARF_CACHE_DIR / WHARF_DATA_DIR)",
-                    grant.host.display(),
-                    if dir.starts_with(&granted) { "holds" } else { "lies inside" },
-                    dir.display(),
-                )));
+pub struct StateDirs(Vec<(String, PathBuf)>);
+
+impl StateDirs {
+    /// The cache, the data directory and the store paths of `runtime_config` (if any).
+    pub fn new(runtime_config: Option<&std::path::Path>) -> Self {
+        let mut dirs: Vec<(String, PathBuf)> =
+            cache_dir().map(|dir| ("compile cache".to_string(), dir)).into_iter().collect();
+        dirs.push(("data directory".into(), data_dir()));
+        dirs.extend(runtime_config.map(crate::runtime_config::store_paths).unwrap_or_default());
+        StateDirs(dirs.into_iter().map(|(what, dir)| (what, real_path(&dir))).collect())
+    }
+
+    /// Refuses `policy`'s read-write grants that hold one of these or lie inside one.
+    pub fn check(&self, policy: &wharf_host::policy::Policy) -> Result<(), crate::exit::BadInput> {
+        for grant in policy.dirs.iter().filter(|grant| !grant.read_only) {
+            // A grant that does not exist is reported by the sandbox.
+            let Ok(granted) = std::fs::canonicalize(&grant.host) else { continue };
+            for (what, dir) in &self.0 {
+                if dir.starts_with(&granted) || granted.starts_with(dir) {
+                    return Err(crate::exit::BadInput(format!(
+                        "cannot grant directory {} read-write: it {} wharf's {what} ({}); a guest could plant \
+                         code or data there. Grant a narrower directory, add `:ro`, or move the {what} elsewhere",
+                        grant.host.display(),
+                        if dir.starts_with(&granted) { "holds" } else { "lies inside" },
+                        dir.display(),
+                    )));
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `path` with symlinks resolved, as far as it exists (the cache may not be created yet).

@@ -78,6 +78,12 @@ impl PolicyArgs {
     pub fn backends(&self) -> anyhow::Result<Backends> {
         crate::runtime_config::backends(self.runtime_config.as_deref())
     }
+
+    /// Wharf's state on disk (cache, data directory, `--runtime-config` stores), which no
+    /// read-write grant may reach.
+    pub fn state_dirs(&self) -> crate::dirs::StateDirs {
+        crate::dirs::StateDirs::new(self.runtime_config.as_deref())
+    }
 }
 
 /// The grant flags that the capabilities declare (`wharf_host::capabilities::grant_keys`),

@@ -33,3 +33,24 @@ pub fn backends(file: Option<&Path>) -> anyhow::Result<Backends> {
     let context = RuntimeContext { base: path.parent().unwrap_or(Path::new("")).to_path_buf(), data_dir };
     Backends::new(&sections, &context).map_err(|e| in_file(e.to_string()).into())
 }
+
+/// The files and directories the stores of runtime config `file` keep their data in (`path` of
+/// a `[CAPABILITY.stores.NAME]` section, relative to the file), named for error messages. A file
+/// that cannot be read gives none: [`backends`] reports it.
+pub fn store_paths(file: &Path) -> Vec<(String, std::path::PathBuf)> {
+    let base = file.parent().unwrap_or(Path::new(""));
+    let Ok(sections) = std::fs::read_to_string(file).map(|text| toml::from_str::<toml::Table>(&text)) else {
+        return Vec::new();
+    };
+    let Ok(sections) = sections else { return Vec::new() };
+    let mut paths = Vec::new();
+    for (capability, section) in &sections {
+        let Some(stores) = section.get("stores").and_then(|s| s.as_table()) else { continue };
+        for (name, store) in stores {
+            if let Some(path) = store.get("path").and_then(|p| p.as_str()) {
+                paths.push((format!("{capability} store `{name}`"), base.join(path)));
+            }
+        }
+    }
+    paths
+}

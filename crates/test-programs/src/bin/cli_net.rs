@@ -4,6 +4,8 @@
 //! - `resolve NAME`: looks NAME up, prints the addresses (space-separated).
 //! - `udp HOST:PORT`: a connected UDP socket sends `ping` and prints the reply datagram.
 //! - `udp-to HOST:PORT`: the same with an unconnected socket (`send_to`/`recv_from`).
+//! - `listen HOST:PORT`: binds and listens (a server inside the guest), accepts one connection
+//!   and writes `pong` to it.
 use std::io::{Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 
@@ -37,17 +39,26 @@ fn udp(addr: &str, connected: bool) -> std::io::Result<String> {
     Ok(format!("{} from {from}", String::from_utf8_lossy(&buf[..n])))
 }
 
+fn listen(addr: &str) -> std::io::Result<String> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    println!("listening: {}", listener.local_addr()?);
+    let (mut stream, from) = listener.accept()?;
+    stream.write_all(b"pong")?;
+    Ok(format!("accepted {from}"))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (command, target) = match args.as_slice() {
         [_, command, target] => (command.as_str(), target.as_str()),
-        _ => panic!("usage: cli_net connect|resolve|udp|udp-to TARGET"),
+        _ => panic!("usage: cli_net connect|resolve|udp|udp-to|listen TARGET"),
     };
     let result = match command {
         "connect" => connect(target),
         "resolve" => resolve(target),
         "udp" => udp(target, true),
         "udp-to" => udp(target, false),
+        "listen" => listen(target),
         other => panic!("unknown command {other}"),
     };
     match result {

@@ -117,6 +117,16 @@ impl DirGrant {
         if host.is_empty() || guest.is_empty() {
             return Err(PolicyError::invalid("dir", text, "expected HOST[::GUEST][:ro]"));
         }
+        // `X::/data:RO`, `X::/data:ro ` or `X::/data:rw` would be a read-write grant named
+        // `/data:RO`: refuse a guest path with `:` rather than read it as a flag or as a name.
+        if guest.contains(':') || guest.ends_with(char::is_whitespace) {
+            return Err(PolicyError::invalid(
+                "dir",
+                text,
+                "the guest path may not hold `:` or end in a space (only a final `:ro`, in lower case, makes a grant \
+                 read-only; name the guest path with HOST::GUEST if HOST holds `:`)",
+            ));
+        }
         Ok(DirGrant { host: base.join(host), guest, read_only })
     }
 }
@@ -386,5 +396,10 @@ mod tests {
             DirGrant { host: "/base/a".into(), guest: "/g".into(), read_only: true }
         );
         assert!(DirGrant::parse("::/g", base).is_err());
+        // A read-only suffix in another case or with a space is not a guest path.
+        for text in ["a::/g:RO", "a::/g:Ro", "a::/g:ro ", "a::/g:rw", "a::/g:ro:ro", "a:RO", "a::/g "] {
+            assert!(DirGrant::parse(text, base).is_err(), "{text}");
+        }
+        assert!(DirGrant::parse("a:b::/g:ro", base).unwrap().read_only);
     }
 }

@@ -228,6 +228,8 @@ struct ComponentLoader {
     host: Host,
     base: Policy,
     backends: Backends,
+    /// Wharf's state on disk, which no read-write grant may reach.
+    state: crate::dirs::StateDirs,
     pull: SourceArgs,
     /// Where `wharf.load` may read from (`--allow-load`).
     allowed: AllowedLoads,
@@ -239,7 +241,8 @@ impl ComponentLoader {
         // Tools may talk back to the client (progress, logs, content, sampling, elicitation).
         host.extend_linkers(wharf_mcp::talk::add_to_linker)?;
         let allowed = AllowedLoads::default();
-        Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, pull, allowed })
+        let state = flags.state_dirs();
+        Ok(ComponentLoader { host, base: flags.to_policy()?, backends: flags.backends()?, state, pull, allowed })
     }
 
     /// Loads every `[NAME=]COMPONENT[::POLICY]`; a bad input fails here, before anything is
@@ -266,7 +269,7 @@ impl ComponentLoader {
     /// `policy` made ready for the component from `source` (a per-call timeout by default).
     fn sandbox(&self, source: &str, mut policy: Policy) -> anyhow::Result<Sandbox> {
         policy.timeout.get_or_insert(DEFAULT_CALL_TIMEOUT);
-        crate::dirs::check_grants_spare_state(&policy).with_context(|| format!("component {source}"))?;
+        self.state.check(&policy).with_context(|| format!("component {source}"))?;
         Sandbox::new(&policy, &self.backends, |name| std::env::var(name).ok())
             .map(|sandbox| sandbox.with_dns(crate::resolver::dns()))
             .with_context(|| format!("component {source}"))
@@ -386,8 +389,15 @@ impl AllowedLoads {
         match parse_source(source)? {
             Source::File(path) => {
                 use std::io::Read;
+                use std::os::unix::fs::OpenOptionsExt;
                 let real = under(&path)?;
-                let file = std::fs::File::open(&real).map_err(|_| refused())?;
+                // O_NONBLOCK: opening a FIFO (or a device) in an allowed directory must not block
+                // a runtime thread until a writer comes; a few such loads froze the server.
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                    .open(&real)
+                    .map_err(|_| refused())?;
                 let meta = file.metadata()?;
                 if !meta.is_file() {
                     anyhow::bail!("not a regular file");

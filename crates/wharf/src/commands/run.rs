@@ -32,7 +32,7 @@ impl RunCommand {
     /// Checks every flag, loads the component, runs it, and returns its exit code.
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let policy = self.policy.to_policy()?;
-        crate::dirs::check_grants_spare_state(&policy)?;
+        self.policy.state_dirs().check(&policy)?;
         let sandbox = Sandbox::new(&policy, &self.policy.backends()?, |name| std::env::var(name).ok())?
             .with_dns(crate::resolver::dns());
         let loaded = self.source.load(&self.component).await?;

@@ -137,11 +137,12 @@ impl ServeCommand {
             component.policy.timeout.get_or_insert(DEFAULT_REQUEST_TIMEOUT);
         }
         let backends = self.policy.backends()?;
+        let state = self.policy.state_dirs();
         let sandboxes = app
             .components
             .iter()
             .map(|c| {
-                crate::dirs::check_grants_spare_state(&c.policy).with_context(|| format!("component {}", c.name))?;
+                state.check(&c.policy).with_context(|| format!("component {}", c.name))?;
                 Sandbox::new(&c.policy, &backends, |name| std::env::var(name).ok())
                     .map(|sandbox| sandbox.with_label(&c.name).with_dns(crate::resolver::dns()))
                     .with_context(|| format!("component {}", c.name))

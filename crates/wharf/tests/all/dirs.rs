@@ -170,3 +170,22 @@ fn grants_overlapping_across_components_are_refused() {
     let out = run(wharf(&["mcp", &format!("one={outer_ro}"), &format!("two={inner}")]));
     assert!(out.code != 2 && !out.stderr.contains("lies inside"), "{}", out.stderr);
 }
+
+#[test]
+fn read_only_suffix_in_another_case_is_refused() {
+    // `--dir X::/data:RO` was a read-write grant named `/data:RO`: the guest wrote through it.
+    let root = fixture();
+    let data = root.path().join("a/data");
+    for suffix in [":RO", ":Ro", ":ro ", ":rw"] {
+        let grant = format!("{}::/data{suffix}", data.display());
+        let path = format!("/data{suffix}/planted.txt");
+        let out = run(wharf(&["run", "--dir", &grant, CLI_FS, "write", &path, "x"])).expect_code(2);
+        assert_one_clean_error(&out, "guest path may not hold `:`");
+    }
+    // The same in a policy file.
+    let policy = root.path().join("policy.toml");
+    std::fs::write(&policy, format!("dirs = [\"{}::/data:RO\"]\n", data.display())).unwrap();
+    let out = run(wharf(&["run", "--policy", policy.to_str().unwrap(), CLI_FS, "write", "/data:RO/p", "x"]));
+    assert!(out.expect_code(2).stderr.contains("guest path may not hold `:`"));
+    assert!(!data.join("planted.txt").exists() && !data.join("p").exists());
+}

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use test_programs_artifacts::{HTTP_ECHO, HTTP_HELLO, MCP_TYPES};
+use test_programs_artifacts::{HTTP_ECHO, HTTP_HELLO, MCP_CONFORMANCE, MCP_TYPES};
 
 use crate::util::{Served, http, wharf};
 
@@ -352,4 +352,58 @@ fn mcp_http_bearer_token() {
     cmd.env_remove("WHARF_TEST_NO_SUCH_VAR");
     let out = crate::util::run(cmd).expect_code(2);
     crate::util::assert_one_clean_error(&out, "WHARF_TEST_NO_SUCH_VAR is not set");
+}
+
+/// POSTs `body` to `host`'s `/mcp` on a new connection (closed after the answer); the raw answer,
+/// empty if the server closed the connection without one.
+fn post_once(host: &str, session: Option<&str>, body: &str) -> String {
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let session = session.map(|id| format!("Mcp-Session-Id: {id}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\n{session}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(request.as_bytes());
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn mcp_http_calls_that_cannot_start_do_not_hold_connections() {
+    // 80 connections each call a tool that waits (sleeping, not spinning) until `--timeout`: 64
+    // run (the call cap). Before, the other 16 waited for a slot, each keeping its connection
+    // busy (never closed to make room), so with `--max-connections 80` every new client was
+    // reset for two timeouts in a row; 512 such calls (the default cap) locked others out for 8.
+    let conf = format!("conf={MCP_CONFORMANCE}");
+    let server =
+        McpServer::start(&["--max-connections", "80", "--timeout", "4s", "--tool-names", "underscore", &conf], &[]);
+    let (_, id) = server.initialize(None);
+    let id = id.unwrap();
+    assert_eq!(server.use_session(&id), 200);
+    let callers: Vec<_> = (0..80)
+        .map(|n| {
+            let (host, id) = (server.host.clone(), id.clone());
+            let call = format!(
+                r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"conf_wait_for_cancel","arguments":{{}}}}}}"#,
+                100 + n
+            );
+            std::thread::spawn(move || post_once(&host, Some(&id), &call))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let start = Instant::now();
+    let answer = post_once(
+        &server.host,
+        None,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "a new client was not served: {answer:?}");
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    let answers: Vec<String> = callers.into_iter().map(|t| t.join().unwrap()).collect();
+    let refused = answers.iter().filter(|a| a.contains("maximum of 64 tool calls")).count();
+    let timed_out = answers.iter().filter(|a| a.contains("timed out")).count();
+    assert_eq!((refused, timed_out), (16, 64), "{:?}", &answers[..2]);
 }

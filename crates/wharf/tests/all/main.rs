@@ -13,6 +13,7 @@ mod interop;
 mod jetstream;
 mod keyvalue;
 mod mcp;
+mod mcp_load_files;
 mod messaging;
 mod messaging_limits;
 mod moto;

@@ -315,3 +315,14 @@ fn p3_stuck_lookups_are_capped_and_do_not_delay_file_io() {
     assert_eq!(stdout, "refused 1976\ncontents", "lookups per store are capped as for WASI 0.2");
     assert!(took < Duration::from_secs(10), "the run waited for the stuck lookups: {took:?}");
 }
+
+#[test]
+fn guests_cannot_listen_even_with_address_grants() {
+    // A server inside the guest would take connections from anyone: no rule grants `listen`,
+    // whatever it names (wasmtime-wasi checks `TcpListen` for WASI 0.2 and 0.3 alike).
+    for target in ["0.0.0.0:0", "127.0.0.1:0", "[::]:0"] {
+        let args = ["run", "--allow-net", "127.0.0.0/8", "--allow-net", "0.0.0.0/0", CLI_NET, "listen", target];
+        let out = run(wharf(&args)).expect_code(1);
+        assert!(out.stdout.starts_with("error:") && !out.stdout.contains("listening"), "{target}: {}", out.stdout);
+    }
+}

@@ -70,18 +70,33 @@ fn read_write_grants_over_wharfs_state_are_refused() {
         home.display()
     );
     std::fs::write(&manifest, toml).unwrap();
-    let out =
-        run(wharf_in(home, &["serve", "--listen", "127.0.0.1:0", manifest.to_str().unwrap()])).expect_code(2);
+    let out = run(wharf_in(home, &["serve", "--listen", "127.0.0.1:0", manifest.to_str().unwrap()])).expect_code(2);
     assert!(out.stderr.contains("component web") && out.stderr.contains("compile cache"), "{}", out.stderr);
     let grant = format!("{}::/h", home.join("data").display());
     let out = run(wharf_in(home, &["mcp", "--dir", &grant, MCP_COUNTER])).expect_code(2);
     assert!(out.stderr.contains("wharf's data directory"), "{}", out.stderr);
 
+    // Stores a runtime config keeps elsewhere: a guest granted their directory could rewrite
+    // every bucket or container in them, granted or not.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = elsewhere.path().join("runtime.toml");
+    std::fs::create_dir_all(elsewhere.path().join("kv")).unwrap();
+    std::fs::write(
+        &config,
+        "[keyvalue.stores.other]\ntype = \"redb\"\npath = \"kv/other.redb\"\n\n         [blobstore.stores.files]\ntype = \"fs\"\npath = \"blobs\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    for (dir, needle) in [("kv", "keyvalue store `other`"), (".", "blobstore store `files`")] {
+        let grant = format!("{}::/h", elsewhere.path().join(dir).display());
+        let args = ["run", "--runtime-config", config, "--dir", &grant, CLI_FS, "list", "/h"];
+        assert_one_clean_error(&run(wharf_in(home, &args)).expect_code(2), needle);
+    }
+
     // Read-only grants are the operator's to give; unrelated read-write grants are untouched.
     let grant = format!("{}::/h:ro", home.display());
     let out = run(wharf_in(home, &["run", "--dir", &grant, CLI_FS, "rename", &from, &to])).expect_code(1);
     assert!(out.stdout.starts_with("error:"), "{}", out.stdout);
-    let elsewhere = tempfile::tempdir().unwrap();
-    let grant = format!("{}::/h", elsewhere.path().display());
+    let grant = format!("{}::/h", elsewhere.path().join("kv").display());
     run(wharf_in(home, &["run", "--dir", &grant, CLI_FS, "write", "/h/x", "y"])).expect_code(0);
 }
