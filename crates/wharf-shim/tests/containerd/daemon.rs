@@ -106,6 +106,19 @@ impl Containerd {
         std::fs::read_to_string(self.dir().join("containerd.log")).unwrap_or_default()
     }
 
+    /// The log once `ready` holds for it, or as it is after 10 s: a shim's lines reach the
+    /// daemon's log through a pipe containerd copies from, after the task may have ended.
+    pub fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if ready(&log) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The last 40 lines of the log, without plugin loading (for failure messages).
     pub fn log_tail(&self) -> String {
         let log = self.log();
