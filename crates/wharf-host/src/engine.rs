@@ -35,9 +35,11 @@ pub struct PoolOptions {
     pub copy_data: bool,
 }
 
-/// Data-segment bytes up to which [`PoolOptions::copy_data`] pays: copying 64 KiB (16
-/// pages) costs about what the copy-on-write faults it saves do; a larger image (an
-/// interpreter's, megabytes) would be copied whole for every request, so it keeps its image.
+/// Data-segment bytes up to which `wharf serve` sets [`PoolOptions::copy_data`]. Measured
+/// for an 8 KiB image only (BENCHMARKS.md, stop 16: one IPI fewer per request, +5-10%); 64 KiB
+/// is a bound, not a measured break-even: at most 16 pages copied and faulted in (first-write
+/// faults, no IPI) per instance. A larger image (an interpreter's, megabytes) would be copied
+/// whole for every request, so it keeps copy-on-write.
 pub const COPY_DATA_UP_TO: u64 = 64 << 10;
 
 /// Which of a process's two engines a component is compiled for and runs on.
