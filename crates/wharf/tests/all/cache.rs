@@ -1,7 +1,7 @@
 //! The compile cache: hits, and recovery from corrupt entries.
 use std::path::{Path, PathBuf};
 
-use test_programs_artifacts::{CLI_BIG, CLI_ECHO};
+use test_programs_artifacts::{CLI_BIG, CLI_ECHO, HTTP_HELLO};
 
 use crate::util::{run, wharf_with_cache};
 
@@ -67,6 +67,20 @@ fn compile_then_clean() {
     assert!(!cache.path().exists());
     let out = run(wharf_with_cache(cache.path(), &["compile", CLI_ECHO])).expect_code(0);
     assert_eq!(out.stdout, format!("{CLI_ECHO}: compiled\n"));
+}
+
+/// `wharf serve` compiles components with little data for an engine that copies it (another
+/// compiled form than `wharf run`'s): `wharf compile` fills both, so serving starts from the cache.
+#[test]
+fn compile_fills_the_cache_for_serve_too() {
+    let cache = tempfile::tempdir().unwrap();
+    run(wharf_with_cache(cache.path(), &["compile", HTTP_HELLO])).expect_code(0);
+    let mut cmd = wharf_with_cache(cache.path(), &["serve", "--listen", "127.0.0.1:0", HTTP_HELLO]);
+    cmd.env("WHARF_LOG", "wharf_host=debug");
+    let served = crate::util::Served::spawn(cmd);
+    let log = served.log();
+    assert!(log.contains("compile cache: hit"), "{log}");
+    assert!(!log.contains("compiling"), "{log}");
 }
 
 fn mode(path: &Path) -> u32 {
