@@ -270,7 +270,9 @@ impl ServerHandler for McpHandler {
         let mut result = call_result(outcome);
         // Content the guest added (images, resources, ...) is the result's content.
         let added = caller.talk.content();
-        if !added.is_empty() {
+        if let Some(why) = caller.talk.overflow() {
+            result = CallToolResult::error(vec![ContentBlock::text(why)]);
+        } else if !added.is_empty() {
             result.content = added;
         }
         Ok(result.into())

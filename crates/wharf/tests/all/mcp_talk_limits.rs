@@ -1,0 +1,121 @@
+//! A tool that talks back too much through `wharf:mcp/context` (the `mcp_hostile` guest),
+//! driven over stdio with plain JSON-RPC lines: content blocks, log and progress messages are
+//! copied out of the guest's memory and held by wharf (and, over HTTP, kept for reconnecting
+//! clients), so their size and number must not follow the guest's memory limit.
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use test_programs_artifacts::MCP_HOSTILE;
+
+use crate::util::wharf;
+
+struct Client {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next: u64,
+}
+
+impl Client {
+    fn start() -> Client {
+        let mut child = wharf(&["mcp", "--max-memory", "16MiB", "--timeout", "60s", MCP_HOSTILE])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut client = Client { child, stdin, stdout, next: 1 };
+        let init =
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+        client.request("initialize", init);
+        client.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        client
+    }
+
+    fn send(&mut self, message: Value) {
+        writeln!(self.stdin, "{message}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// Sends a request; returns its result and the lines (notifications) that came before it.
+    fn request(&mut self, method: &str, params: Value) -> (Value, Vec<String>) {
+        let id = self.next;
+        self.next += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let mut before = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "wharf mcp closed stdout");
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message["id"] == id {
+                return (message["result"].clone(), before);
+            }
+            before.push(line);
+        }
+    }
+
+    fn call(&mut self, tool: &str, count: u32, kib: u32) -> (Value, Vec<String>) {
+        let params = json!({"name": format!("mcp_hostile.{tool}"), "arguments": {"count": count, "kib": kib},
+            "_meta": {"progressToken": "p"}});
+        self.request("tools/call", params)
+    }
+
+    /// wharf's peak resident memory so far, in MiB.
+    fn peak_rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+pub fn mcp_hostile() {
+    let mut client = Client::start();
+    // A guest of 16 MiB adds 100 images of 1 MiB: before, wharf held them all (and their
+    // base64), peaking near 500 MiB and answering with a 140 MB result.
+    let (result, _) = client.call("content-flood", 100, 1024);
+    assert_eq!(result["isError"], true, "{}", &result.to_string()[..result.to_string().len().min(300)]);
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("more content than a result may hold"), "{text}");
+    let peak = client.peak_rss_mib();
+    assert!(peak < 250, "wharf peaked at {peak} MiB");
+    // Within the limits, content works as before.
+    let (result, _) = client.call("content-flood", 10, 64);
+    assert_eq!(result["isError"], false);
+    assert_eq!(result["content"].as_array().unwrap().len(), 10);
+
+    // Log and progress messages of 1 MiB reach the client cut to 64 KiB.
+    for tool in ["log-flood", "progress-flood"] {
+        let (result, notes) = client.call(tool, 4, 1024);
+        assert_eq!(result["structuredContent"]["result"], 4, "{tool}");
+        assert_eq!(notes.len(), 4, "{tool}");
+        for note in &notes {
+            assert!(note.len() < 70 * 1024, "{tool}: a notification of {} bytes", note.len());
+            assert!(note.contains("cut by wharf: 1048576 bytes"), "{tool}");
+        }
+    }
+
+    // 2,000 tiny notifications at once: a burst of 100 goes, the rest is paced (50 a second)
+    // and dropped; before, all 2,000 were sent.
+    for tool in ["log-flood", "progress-flood"] {
+        let started = Instant::now();
+        let (result, notes) = client.call(tool, 2000, 0);
+        assert_eq!(result["structuredContent"]["result"], 2000, "{tool}");
+        let allowed = 100 + (started.elapsed().as_secs_f64() * 50.0) as usize + 5;
+        assert!(notes.len() <= allowed, "{tool}: {} notifications (at most {allowed})", notes.len());
+        assert!(notes.len() >= 100, "{tool}: the burst was not sent ({})", notes.len());
+        // The bucket refills: a later call of the same session gets its own burst.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
