@@ -100,7 +100,7 @@ impl McpHandler {
             })
             .collect();
         if self.shared.loader.is_some() && !modern {
-            tools.extend(manage::tools());
+            tools.extend(manage::tools(self.shared.toolbox.tool_names()));
         }
         tools
     }
@@ -235,8 +235,15 @@ impl ServerHandler for McpHandler {
         let modern = is_modern(&context);
         if let Some(loader) = &self.shared.loader
             && !modern
-            && let Some(result) =
-                manage::call(&self.session, loader.as_ref(), &self.shared.loads, &request.name, &args).await
+            && let Some(result) = manage::call(
+                &self.session,
+                loader.as_ref(),
+                &self.shared.loads,
+                self.shared.toolbox.tool_names(),
+                &request.name,
+                &args,
+            )
+            .await
         {
             // Only this session's tool list changed: loaded tools are its own.
             if result.changed

@@ -20,12 +20,14 @@ struct Client {
 
 impl Client {
     fn start() -> Client {
-        let mut child = wharf(&["mcp", "--max-memory", "16MiB", "--timeout", "60s", MCP_HOSTILE])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        Client::start_with(&["--max-memory", "16MiB", "--timeout", "60s", MCP_HOSTILE])
+    }
+
+    /// `wharf mcp ARGS` over stdio, initialized.
+    fn start_with(args: &[&str]) -> Client {
+        let mut all = vec!["mcp"];
+        all.extend(args);
+        let mut child = wharf(&all).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let mut client = Client { child, stdin, stdout, next: 1 };
@@ -118,4 +120,40 @@ pub fn mcp_hostile() {
         // The bucket refills: a later call of the same session gets its own burst.
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `--tool-names underscore` promises names in `[a-zA-Z0-9_-]{1,64}`: the management tools of
+/// `--allow-load` too (before: `wharf.load`, `wharf.unload`, `wharf.list`, which such APIs
+/// refuse, failing the whole tool list), and a loaded component's. Every name stays unique.
+#[test]
+fn mcp_underscore_names_hold_for_every_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(MCP_HOSTILE, dir.path().join("extra.wasm")).unwrap();
+    let allow = dir.path().to_str().unwrap();
+    let mut client = Client::start_with(&["--tool-names", "underscore", "--allow-load", allow, MCP_HOSTILE]);
+    let check = |client: &mut Client| {
+        let (result, _) = client.request("tools/list", json!({}));
+        let names: Vec<String> =
+            result["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
+        for name in &names {
+            let ok = (1..=64).contains(&name.len())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            assert!(ok, "`{name}` is not an underscore name: {names:?}");
+        }
+        let unique: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        names
+    };
+    let names = check(&mut client);
+    assert!(names.contains(&"wharf_load".to_string()), "{names:?}");
+    let source = dir.path().join("extra.wasm");
+    let (result, _) = client.request("tools/call", json!({"name": "wharf_load", "arguments": {"source": source}}));
+    assert_eq!(result["isError"], false, "{result}");
+    let names = check(&mut client);
+    assert!(names.contains(&"extra_log_flood".to_string()), "{names:?}");
+    let (result, _) = client.request("tools/call", json!({"name": "wharf_list", "arguments": {}}));
+    assert_eq!(result["isError"], false, "{result}");
+    let (result, _) =
+        client.request("tools/call", json!({"name": "wharf_unload", "arguments": {"component": "extra"}}));
+    assert_eq!(result["structuredContent"]["result"], true, "{result}");
 }
