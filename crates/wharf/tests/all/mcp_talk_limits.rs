@@ -1,4 +1,4 @@
-//! A tool that talks back too much through `wharf:mcp/context` (the `mcp_hostile` guest),
+//! Hostile MCP components. A tool that talks back too much through `wharf:mcp/context` (the `mcp_hostile` guest),
 //! driven over stdio with plain JSON-RPC lines: content blocks, log and progress messages are
 //! copied out of the guest's memory and held by wharf (and, over HTTP, kept for reconnecting
 //! clients), so their size and number must not follow the guest's memory limit.
@@ -156,4 +156,63 @@ fn mcp_underscore_names_hold_for_every_tool() {
     let (result, _) =
         client.request("tools/call", json!({"name": "wharf_unload", "arguments": {"component": "extra"}}));
     assert_eq!(result["structuredContent"]["result"], true, "{result}");
+}
+
+/// A component whose types double per level: record `tN` holds two `tN-1`s, ... down to `t0`,
+/// 2^LEVELS leaves from under 2 KB of component text (wasmparser allows a type of up to a million
+/// nodes). Its tools take it as a parameter and return it; `ping` beside them is harmless.
+fn schema_bomb(levels: usize) -> Vec<u8> {
+    let mut wat = String::from("(component\n  (type $r0 (record (field \"a\" u8) (field \"b\" string)))\n");
+    wat += "  (export $t0 \"t0\" (type $r0))\n";
+    for i in 1..=levels {
+        let p = i - 1;
+        wat += &format!("  (type $r{i} (record (field \"a\" $t{p}) (field \"b\" $t{p})))\n");
+        wat += &format!("  (export $t{i} \"t{i}\" (type $r{i}))\n");
+    }
+    wat += r#"  (core module $m
+    (memory (export "mem") 1)
+    (func (export "take") (param i32) (result i32) i32.const 0)
+    (func (export "give") (param i32) (result i32) i32.const 0)
+    (func (export "ping") (result i32) i32.const 0)
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 8))
+  (core instance $i (instantiate $m))
+"#;
+    wat += &format!(
+        "  (func $take (param \"x\" $t{levels}) (result u32) (canon lift (core func $i \"take\") (memory $i \"mem\") (realloc (func $i \"realloc\"))))\n"
+    );
+    wat += &format!(
+        "  (func $give (param \"n\" u32) (result $t{levels}) (canon lift (core func $i \"give\") (memory $i \"mem\") (realloc (func $i \"realloc\"))))\n"
+    );
+    wat += "  (func $ping (result u32) (canon lift (core func $i \"ping\")))\n";
+    for f in ["take", "give", "ping"] {
+        wat += &format!("  (export \"{f}\" (func ${f}))\n");
+    }
+    for n in 0..20 {
+        wat += &format!("  (export \"take{n}\" (func $take))\n");
+    }
+    wat += ")\n";
+    wat::parse_str(&wat).unwrap()
+}
+
+/// Schema bomb: before, wharf wrote every tool's types out whole (2^12 leaves per schema, 22
+/// such tools), taking seconds and hundreds of MiB per component at startup, and again for a
+/// client's `wharf.load`. Now a tool whose schemas would pass 10,000 nodes is not offered
+/// (logged), a component's tools take 100,000 at most, and the rest is served.
+#[test]
+fn mcp_schema_bombs_are_not_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.wasm");
+    std::fs::write(&bomb, schema_bomb(12)).unwrap();
+    let started = Instant::now();
+    let mut client = Client::start_with(&["--timeout", "10s", bomb.to_str().unwrap()]);
+    let (result, _) = client.request("tools/list", json!({}));
+    let listed = result.to_string();
+    let peak = client.peak_rss_mib();
+    eprintln!("tools/list: {} bytes, wharf peaked at {peak} MiB after {:?}", listed.len(), started.elapsed());
+    let names: Vec<&str> = result["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bomb.ping"], "{}", &listed[..listed.len().min(300)]);
+    let (result, _) = client.request("tools/call", json!({"name": "bomb.ping", "arguments": {}}));
+    assert_eq!(result["structuredContent"]["result"], 0, "{result}");
+    assert!(peak < 200, "wharf peaked at {peak} MiB");
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
 }
