@@ -111,6 +111,8 @@ impl Default for BlobstoreConfig {
 pub struct BlobStores {
     stores: BTreeMap<String, Arc<dyn Backend>>,
     spool: SpoolDir,
+    /// Set once the spool was swept of what dead processes left (see [`crate::stale`]).
+    swept: std::sync::Once,
 }
 
 impl Capability for BlobstoreCapability {
@@ -162,7 +164,7 @@ impl Capability for BlobstoreCapability {
         }
         stores.entry(DEFAULT_STORE.to_owned()).or_insert_with(|| Arc::new(FsStore::new(root.join(DEFAULT_STORE))));
         let spool = SpoolDir { dir: root.join(".spool"), max_object_size: config.max_object_size };
-        Ok(BlobStores { stores, spool })
+        Ok(BlobStores { stores, spool, swept: std::sync::Once::new() })
     }
 
     fn bind(
@@ -171,6 +173,11 @@ impl Capability for BlobstoreCapability {
         host_env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<BlobCtx, String> {
         let mut ctx = BlobCtx::new(backends.spool.clone());
+        if !grants.is_empty() {
+            backends.swept.call_once(|| {
+                crate::stale::sweep(&backends.spool.dir);
+            });
+        }
         for grant in grants {
             let Some(store) = backends.stores.get(&grant.store) else {
                 let known = backends.stores.keys().cloned().collect::<Vec<_>>().join(", ");

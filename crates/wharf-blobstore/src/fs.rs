@@ -22,12 +22,14 @@ use crate::backend::{Backend, BlobError, BlobResult, BoxFuture, ObjectInfo, Read
 /// A store kept in a directory (created on first use).
 pub struct FsStore {
     root: PathBuf,
+    /// Set once `.tmp` was swept of what dead processes left (see [`crate::stale`]).
+    swept: std::sync::Once,
 }
 
 impl FsStore {
     /// A store in `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FsStore { root: root.into() }
+        FsStore { root: root.into(), swept: std::sync::Once::new() }
     }
 
     fn container_dir(&self, container: &str) -> PathBuf {
@@ -69,8 +71,7 @@ impl FsStore {
 
     async fn temp_file(&self) -> BlobResult<(tokio::fs::File, tempfile::TempPath)> {
         let dir = self.temp_dir();
-        tokio::fs::create_dir_all(&dir).await.map_err(|e| self.io(e))?;
-        let temp = tokio::task::spawn_blocking(move || tempfile::NamedTempFile::new_in(dir))
+        let temp = tokio::task::spawn_blocking(move || crate::stale::locked_temp(&dir))
             .await
             .map_err(|e| BlobError(e.to_string()))?
             .map_err(|e| self.io(e))?;
@@ -167,6 +168,13 @@ fn chunks(file: std::fs::File, len: u64, chunk: usize) -> Reader {
 impl Backend for FsStore {
     fn describe(&self) -> String {
         format!("fs {}", self.root.display())
+    }
+
+    fn prepare(&self, _host_env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+        self.swept.call_once(|| {
+            crate::stale::sweep(&self.temp_dir());
+        });
+        Ok(())
     }
 
     fn create_container<'a>(&'a self, container: &'a str) -> BoxFuture<'a, BlobResult<()>> {

@@ -16,6 +16,7 @@ mod fs;
 mod host;
 mod memory;
 mod s3;
+mod stale;
 mod streams;
 
 use std::collections::BTreeMap;
@@ -67,12 +68,9 @@ pub struct SpoolDir {
 impl SpoolDir {
     pub(crate) async fn create(&self) -> BlobResult<Spool> {
         let dir = self.dir.clone();
-        let made = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            tempfile::NamedTempFile::new_in(&dir)
-        })
-        .await
-        .map_err(|e| BlobError(e.to_string()))?;
+        let made = tokio::task::spawn_blocking(move || stale::locked_temp(&dir))
+            .await
+            .map_err(|e| BlobError(e.to_string()))?;
         let temp = made.map_err(|e| {
             tracing::warn!(dir = %self.dir.display(), error = %e, "blobstore spool");
             BlobError(format!("cannot stage the value: {}", e.kind()))

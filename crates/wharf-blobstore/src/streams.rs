@@ -106,7 +106,7 @@ fn staging(e: io::Error) -> String {
 /// Appends `bufs` to the spool, creating it in `dir` first if needed (blocking).
 fn write_spool(staged: &mut Staged, dir: &Path, bufs: &[Bytes]) -> io::Result<()> {
     if staged.is_none() {
-        let made = std::fs::create_dir_all(dir).and_then(|()| tempfile::NamedTempFile::new_in(dir));
+        let made = crate::stale::locked_temp(dir);
         let temp = made.inspect_err(|e| tracing::warn!(dir = %dir.display(), error = %e, "blobstore spool"))?;
         *staged = Some(temp.into_parts());
     }

@@ -8,7 +8,7 @@ use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex};
 
 use crate::docs::PackageDocs;
-use crate::schema::{params_schema, result_schema};
+use crate::schema::{MAX_COMPONENT_SCHEMA_NODES, MAX_TOOL_SCHEMA_NODES, fits, params_schema, result_schema};
 use crate::value::Resources;
 
 /// MCP's limit on tool names.
@@ -41,6 +41,8 @@ pub struct Catalog {
     pub resources: Resources,
     /// Exports that are not tools, with the reason (logged at startup).
     pub skipped: Vec<String>,
+    /// Schema nodes the component's later tools may still take ([`MAX_COMPONENT_SCHEMA_NODES`]).
+    schema_budget: usize,
 }
 
 /// Lists the tools of `component`; tool names start with `prefix` (the component's name).
@@ -62,7 +64,8 @@ pub fn catalog(engine: &Engine, component: &Component, prefix: &str, docs: &Pack
         }
     }
 
-    let mut catalog = Catalog { functions: Vec::new(), resources, skipped: Vec::new() };
+    let mut catalog =
+        Catalog { functions: Vec::new(), resources, skipped: Vec::new(), schema_budget: MAX_COMPONENT_SCHEMA_NODES };
     for (name, export) in ty.exports(engine) {
         match export.ty {
             ComponentItem::ComponentFunc(func) => {
@@ -107,6 +110,19 @@ impl Catalog {
             return;
         }
         let result = func.results().next();
+        // Schemas inline every type: count what they would write out before writing it.
+        let mut budget = MAX_TOOL_SCHEMA_NODES.min(self.schema_budget);
+        let types = params.iter().map(|(_, ty)| ty).chain(result.as_ref());
+        if !types.into_iter().all(|ty| fits(ty, &mut budget)) {
+            let limit = if self.schema_budget < MAX_TOOL_SCHEMA_NODES {
+                format!("the component's tools already take {MAX_COMPONENT_SCHEMA_NODES} schema nodes")
+            } else {
+                format!("its types written out as JSON Schema exceed {MAX_TOOL_SCHEMA_NODES} nodes")
+            };
+            self.skipped.push(format!("{name}: {limit}"));
+            return;
+        }
+        self.schema_budget -= MAX_TOOL_SCHEMA_NODES.min(self.schema_budget) - budget;
         let schemas = params_schema(params.iter().map(|(n, ty)| (n.as_str(), ty)), &self.resources).and_then(|input| {
             let output = result.as_ref().map(|ty| result_schema(ty, &self.resources)).transpose()?;
             Ok((input, output))

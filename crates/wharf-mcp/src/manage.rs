@@ -9,6 +9,7 @@ use std::sync::Arc;
 use rmcp::model::{CallToolResult, ContentBlock, Tool};
 use serde_json::{Map, Value, json};
 
+use crate::catalog::ToolNames;
 use crate::schema::DIALECT;
 use crate::server::Loader;
 use crate::toolbox::{Session, Unload};
@@ -16,6 +17,15 @@ use crate::toolbox::{Session, Unload};
 const LOAD: &str = "wharf.load";
 const UNLOAD: &str = "wharf.unload";
 const LIST: &str = "wharf.list";
+
+/// The management tools' names (dotted): no component's tool may take them, in either spelling
+/// (a component's clashing tool is numbered, see `Tools::with`).
+pub(crate) const NAMES: [&str; 3] = [LOAD, UNLOAD, LIST];
+
+/// Whether `name` is a management tool's name in some spelling.
+pub(crate) fn reserved(name: &str) -> bool {
+    NAMES.iter().any(|m| *m == name || ToolNames::Underscore.apply(m) == name)
+}
 
 /// Components loaded by clients at most, at once.
 pub const MAX_CLIENT_LOADS: usize = 64;
@@ -33,7 +43,7 @@ pub(crate) struct Managed {
 }
 
 /// The management tools' definitions.
-pub(crate) fn tools() -> Vec<Tool> {
+pub(crate) fn tools(names: ToolNames) -> Vec<Tool> {
     let string_arg = |name: &str, what: &str| {
         object(json!({
             "$schema": DIALECT, "type": "object",
@@ -57,20 +67,20 @@ pub(crate) fn tools() -> Vec<Tool> {
     };
     vec![
         Tool::new(
-            LOAD,
+            names.apply(LOAD),
             "Loads a WebAssembly component (a .wasm path or an OCI reference) and offers its exported \
              functions as tools. It runs under this server's policy: loading grants nothing.",
             string_arg("source", "a .wasm file, oci:DIR[:NAME] or a registry reference"),
         )
         .with_raw_output_schema(output(components["items"].clone())),
         Tool::new(
-            UNLOAD,
+            names.apply(UNLOAD),
             "Unloads a component loaded before, with its tools.",
             string_arg("component", "the component's name (the prefix of its tool names)"),
         )
         .with_raw_output_schema(output(json!({"type": "boolean"}))),
         Tool::new(
-            LIST,
+            names.apply(LIST),
             "Lists the loaded components and their tools.",
             object(json!({"$schema": DIALECT, "type": "object", "properties": {}, "additionalProperties": false})),
         )
@@ -83,6 +93,7 @@ pub(crate) async fn call(
     session: &Session,
     loader: &dyn Loader,
     loads: &Arc<tokio::sync::Semaphore>,
+    names: ToolNames,
     name: &str,
     args: &Map<String, Value>,
 ) -> Option<Managed> {
@@ -97,6 +108,8 @@ pub(crate) async fn call(
             changed: false,
         })),
     };
+    // The name as `tools` spelled it, back to the dotted one.
+    let name = NAMES.into_iter().find(|m| names.apply(m) == name).unwrap_or_default();
     Some(match name {
         LOAD => {
             let source = match string("source") {
@@ -155,5 +168,22 @@ fn object(value: Value) -> Arc<Map<String, Value>> {
     match value {
         Value::Object(map) => Arc::new(map),
         _ => unreachable!("built from an object literal"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn management_names_are_reserved_in_both_spellings() {
+        for name in ["wharf.load", "wharf_load", "wharf.unload", "wharf_unload", "wharf.list", "wharf_list"] {
+            assert!(reserved(name), "{name}");
+        }
+        for name in ["wharf.loader", "wharf", "load", "wharf-load"] {
+            assert!(!reserved(name), "{name}");
+        }
+        let names: Vec<_> = tools(ToolNames::Underscore).into_iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(names, ["wharf_load", "wharf_unload", "wharf_list"]);
     }
 }

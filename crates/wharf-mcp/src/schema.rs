@@ -13,6 +13,36 @@ pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
 #[error("{0} values cannot be passed as JSON")]
 pub struct Unsupported(pub &'static str);
 
+/// The most schema nodes (types written out) one tool's parameters and result may take. A WIT
+/// type is written once in the binary but inline in a schema, so a record of two records of
+/// two records ... doubles per level: 18 levels are 2^18 leaves from a few hundred bytes of
+/// WIT (wasmparser lets a type reach a million). Past this the function is not a tool.
+pub const MAX_TOOL_SCHEMA_NODES: usize = 10_000;
+
+/// The most schema nodes all the tools of one component may take; later functions past it are
+/// not tools.
+pub const MAX_COMPONENT_SCHEMA_NODES: usize = 100_000;
+
+/// Takes the number of schema nodes `ty` writes out from `budget`; `false` (and `budget` 0) if
+/// it does not fit. Stops as soon as the budget is spent, so its cost is bounded by it.
+pub fn fits(ty: &Type, budget: &mut usize) -> bool {
+    if *budget == 0 {
+        return false;
+    }
+    *budget -= 1;
+    match ty {
+        Type::List(l) => fits(&l.ty(), budget),
+        Type::FixedLengthList(l) => fits(&l.ty(), budget),
+        Type::Map(m) => fits(&m.key(), budget) && fits(&m.value(), budget),
+        Type::Tuple(t) => t.types().all(|ty| fits(&ty, budget)),
+        Type::Record(r) => r.fields().all(|f| fits(&f.ty, budget)),
+        Type::Variant(v) => v.cases().all(|c| c.ty.as_ref().is_none_or(|ty| fits(ty, budget))),
+        Type::Option(o) => fits(&o.ty(), budget),
+        Type::Result(r) => r.ok().is_none_or(|ty| fits(&ty, budget)) && r.err().is_none_or(|ty| fits(&ty, budget)),
+        _ => true,
+    }
+}
+
 /// The schema of values of `ty`.
 pub fn schema(ty: &Type, resources: &Resources) -> Result<Value, Unsupported> {
     Ok(match ty {

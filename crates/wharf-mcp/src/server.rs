@@ -100,7 +100,7 @@ impl McpHandler {
             })
             .collect();
         if self.shared.loader.is_some() && !modern {
-            tools.extend(manage::tools());
+            tools.extend(manage::tools(self.shared.toolbox.tool_names()));
         }
         tools
     }
@@ -235,8 +235,15 @@ impl ServerHandler for McpHandler {
         let modern = is_modern(&context);
         if let Some(loader) = &self.shared.loader
             && !modern
-            && let Some(result) =
-                manage::call(&self.session, loader.as_ref(), &self.shared.loads, &request.name, &args).await
+            && let Some(result) = manage::call(
+                &self.session,
+                loader.as_ref(),
+                &self.shared.loads,
+                self.shared.toolbox.tool_names(),
+                &request.name,
+                &args,
+            )
+            .await
         {
             // Only this session's tool list changed: loaded tools are its own.
             if result.changed
@@ -270,7 +277,9 @@ impl ServerHandler for McpHandler {
         let mut result = call_result(outcome);
         // Content the guest added (images, resources, ...) is the result's content.
         let added = caller.talk.content();
-        if !added.is_empty() {
+        if let Some(why) = caller.talk.overflow() {
+            result = CallToolResult::error(vec![ContentBlock::text(why)]);
+        } else if !added.is_empty() {
             result.content = added;
         }
         Ok(result.into())

@@ -33,6 +33,29 @@ use bindings::wharf::mcp::context::{
     self, Content, ElicitAction, ElicitResponse, LogLevel, ResourceBody, Role, SamplingRequest, SamplingResponse,
 };
 
+/// The most bytes of content blocks (payloads, texts, URIs and names) one call may add: what
+/// the guest adds is copied out of its memory and kept until the result is sent, so without a
+/// cap a guest limited to 16 MiB could make wharf hold gigabytes (one block after another).
+pub const MAX_CONTENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// The most content blocks one call may add.
+pub const MAX_CONTENT_BLOCKS: usize = 1024;
+
+/// Log and progress messages (and log names) are cut to this many bytes: a notification may be
+/// queued and kept for a client's reconnection (the HTTP transport keeps recent events), so
+/// its size must not follow the guest's memory limit.
+pub const MAX_NOTE_BYTES: usize = 64 * 1024;
+
+/// The most bytes of text one sampling request may carry (messages and system prompt), and of
+/// an elicitation's message and schema together.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// How many log and progress notifications a call may send in a burst, and per second after
+/// it (MCP: servers should rate-limit them); the rest are dropped.
+pub const NOTE_BURST: f64 = 100.0;
+/// See [`NOTE_BURST`].
+pub const NOTES_PER_SECOND: f64 = 50.0;
+
 /// MCP log levels, least severe first (as `logging/setLevel` names them).
 const LEVELS: [&str; 8] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
 
@@ -75,18 +98,106 @@ pub struct Talk {
     peer: Option<Peer<RoleServer>>,
     progress: Option<ProgressToken>,
     logs: LogFilter,
-    content: Arc<StdMutex<Vec<ContentBlock>>>,
+    content: Arc<StdMutex<Added>>,
+    pace: Arc<StdMutex<Pace>>,
+}
+
+/// The content blocks a call added, their size, and why some were refused.
+#[derive(Default)]
+struct Added {
+    blocks: Vec<ContentBlock>,
+    bytes: usize,
+    overflow: Option<String>,
+}
+
+/// A token bucket for a call's notifications.
+struct Pace {
+    tokens: f64,
+    last: std::time::Instant,
+    dropped: u64,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace { tokens: NOTE_BURST, last: std::time::Instant::now(), dropped: 0 }
+    }
+}
+
+impl Pace {
+    /// Whether one more notification may go now.
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * NOTES_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(NOTE_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return true;
+        }
+        self.dropped += 1;
+        if self.dropped == 1 {
+            tracing::warn!(
+                "a tool sends more than {NOTES_PER_SECOND} log or progress notifications per second; dropping the excess"
+            );
+        }
+        false
+    }
+}
+
+/// `text` cut to at most `max` bytes (at a character boundary), saying so.
+fn capped(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... [cut by wharf: {} bytes]", &text[..end], text.len())
+}
+
+/// The bytes of `content` the host would hold (before base64).
+fn content_bytes(content: &Content) -> usize {
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    match content {
+        Content::Text(t) => t.len(),
+        Content::Image(m) | Content::Audio(m) => m.data.len() + m.mime_type.len(),
+        Content::Resource(r) => {
+            r.uri.len()
+                + opt(&r.mime_type)
+                + match &r.body {
+                    ResourceBody::Text(t) => t.len(),
+                    ResourceBody::Blob(b) => b.len(),
+                }
+        }
+        Content::ResourceLink(l) => l.uri.len() + l.name.len() + opt(&l.description) + opt(&l.mime_type),
+    }
 }
 
 impl Talk {
     /// A call from `peer`, which asked for progress under `progress` if set.
     pub fn new(peer: Peer<RoleServer>, progress: Option<ProgressToken>, logs: LogFilter) -> Self {
-        Talk { peer: Some(peer), progress, logs, content: Arc::default() }
+        Talk { peer: Some(peer), progress, logs, content: Arc::default(), pace: Arc::default() }
     }
 
     /// The content blocks the guest added, in order (empty if it added none).
     pub fn content(&self) -> Vec<ContentBlock> {
-        self.content.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.added().blocks.clone()
+    }
+
+    /// Why blocks the guest added were refused ([`MAX_CONTENT_BYTES`], [`MAX_CONTENT_BLOCKS`]):
+    /// the call then fails with this text.
+    pub fn overflow(&self) -> Option<String> {
+        self.added().overflow.clone()
+    }
+
+    fn added(&self) -> std::sync::MutexGuard<'_, Added> {
+        self.content.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a log or progress notification may go now ([`NOTES_PER_SECOND`]).
+    fn paced(&self) -> bool {
+        self.pace.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Puts (a handle to) this talk into `state` for the call about to run.
@@ -160,8 +271,26 @@ fn one_line(e: impl std::fmt::Display) -> String {
 impl context::Host for View<'_> {
     async fn add_content(&mut self, content: Content) {
         let Some(talk) = self.0.as_mut() else { return };
+        let size = content_bytes(&content);
+        {
+            let mut added = talk.added();
+            if added.overflow.is_some() {
+                return;
+            }
+            if added.blocks.len() >= MAX_CONTENT_BLOCKS || added.bytes.saturating_add(size) > MAX_CONTENT_BYTES {
+                let why = format!(
+                    "the tool added more content than a result may hold ({MAX_CONTENT_BLOCKS} blocks, \
+                     {MAX_CONTENT_BYTES} bytes)"
+                );
+                tracing::warn!("{why}");
+                added.overflow = Some(why);
+                added.blocks = Vec::new();
+                return;
+            }
+            added.bytes += size;
+        }
         match serde_json::from_value::<ContentBlock>(block(content)) {
-            Ok(block) => talk.content.lock().unwrap_or_else(|e| e.into_inner()).push(block),
+            Ok(block) => talk.added().blocks.push(block),
             Err(e) => tracing::warn!("a guest's content block is not valid MCP content: {e}"),
         }
     }
@@ -169,6 +298,10 @@ impl context::Host for View<'_> {
     async fn progress(&mut self, progress: f64, total: Option<f64>, message: Option<String>) {
         let Some(talk) = self.0.as_ref() else { return };
         let (Some(peer), Some(token)) = (&talk.peer, &talk.progress) else { return };
+        if !talk.paced() {
+            return;
+        }
+        let message = message.map(|m| capped(m, MAX_NOTE_BYTES));
         let mut params = json!({"progressToken": token, "progress": progress});
         if let Some(total) = total {
             params["total"] = total.into();
@@ -190,12 +323,12 @@ impl context::Host for View<'_> {
         let Some(talk) = self.0.as_ref() else { return };
         let Some(peer) = &talk.peer else { return };
         let index = level as usize;
-        if !talk.logs.allows(index) {
+        if !talk.logs.allows(index) || !talk.paced() {
             return;
         }
-        let mut params = json!({"level": LEVELS[index], "data": message});
+        let mut params = json!({"level": LEVELS[index], "data": capped(message, MAX_NOTE_BYTES)});
         if let Some(logger) = logger {
-            params["logger"] = logger.into();
+            params["logger"] = capped(logger, 256).into();
         }
         if let Ok(params) = serde_json::from_value::<LoggingMessageNotificationParam>(params)
             && let Err(e) = peer.notify_logging_message(params).await
@@ -206,6 +339,11 @@ impl context::Host for View<'_> {
 
     async fn sample(&mut self, request: SamplingRequest) -> Result<SamplingResponse, String> {
         let peer = self.peer()?;
+        let size = request.messages.iter().map(|m| m.text.len()).sum::<usize>()
+            + request.system_prompt.as_ref().map_or(0, String::len);
+        if size > MAX_REQUEST_BYTES {
+            return Err(format!("the sampling request is {size} bytes of text, over the limit of {MAX_REQUEST_BYTES}"));
+        }
         let messages: Vec<Value> = request
             .messages
             .into_iter()
@@ -232,6 +370,10 @@ impl context::Host for View<'_> {
 
     async fn elicit(&mut self, message: String, requested_schema: String) -> Result<ElicitResponse, String> {
         let peer = self.peer()?;
+        let size = message.len() + requested_schema.len();
+        if size > MAX_REQUEST_BYTES {
+            return Err(format!("the elicitation is {size} bytes, over the limit of {MAX_REQUEST_BYTES}"));
+        }
         let schema: Value = serde_json::from_str(&requested_schema)
             .map_err(|e| format!("requested-schema is not JSON: {}", one_line(e)))?;
         let params = json!({"mode": "form", "message": message, "requestedSchema": schema});

@@ -174,9 +174,10 @@ impl Tools {
             function.name = names.apply(&function.name);
             let base = function.name.clone();
             let mut n = 1;
-            while by_name.contains_key(&function.name) {
+            // Management tools (`wharf.load`, ...) keep their names whether or not loading is on.
+            while by_name.contains_key(&function.name) || crate::manage::reserved(&function.name) {
                 n += 1;
-                function.name = tool_name(&format!("{base}-{n}"));
+                function.name = names.apply(&tool_name(&format!("{base}-{n}")));
             }
             by_name.insert(function.name.clone(), (index, f));
         }
@@ -222,6 +223,11 @@ impl Toolbox {
     /// Gathers the tools of `components` (see [`Toolbox::add`] for naming).
     pub fn new(engine: WharfEngine, components: Vec<ToolComponent>) -> Self {
         Self::with_names(engine, ToolNames::default(), components)
+    }
+
+    /// How tool names are spelled (`--tool-names`).
+    pub fn tool_names(&self) -> ToolNames {
+        self.names
     }
 
     /// The same with tool names spelled `names` way.

@@ -10,7 +10,9 @@
 //! - `list C`: lists C (prints the count);
 //! - `bench C MIB`: writes (256 KiB writes) then reads (1 MiB reads) a MIB MiB object, prints
 //!   `write-ms N read-ms N`;
-//! - `get C`: `get-container` (prints the error if any).
+//! - `get C`: `get-container` (prints the error if any);
+//! - `stall C MIB`: writes MIB MiB to a value of C, never finishes it, and spins (until the
+//!   host's timeout ends the run with the value still being written).
 use wasi::blobstore::blobstore;
 use wasi::blobstore::container::Container;
 use wasi::blobstore::types::{IncomingValue, ObjectId, OutgoingValue};
@@ -388,8 +390,18 @@ fn main() {
             ok("get-container", blobstore::get_container(&args[1]));
             println!("ok");
         }
+        Some("stall") => {
+            let c = ok("create-container", blobstore::create_container(&args[1]));
+            let value = OutgoingValue::new_outgoing_value();
+            let body = value.outgoing_value_write_body().expect("write-body");
+            write_all(&body, &vec![7u8; args[2].parse::<usize>().expect("MIB") << 20]);
+            ok("write-data", c.write_data("stalled", &value));
+            println!("written");
+            #[allow(clippy::empty_loop)]
+            loop {}
+        }
         _ => {
-            println!("usage: blob_store all|big|write|read|escape|names|list|bench|get ...");
+            println!("usage: blob_store all|big|write|read|escape|names|list|bench|get|stall ...");
             std::process::exit(2)
         }
     }

@@ -234,3 +234,42 @@ pub fn writers_and_readers(blob: &Blob) {
 fn blobstore_concurrent_writers_and_readers_see_whole_values() {
     writers_and_readers(&Blob::fs());
 }
+
+/// A process that dies while a value is being written (`kill -9`, a crash; `wharf run` at its
+/// timeout when the spool writer is busy) drops nothing, so the value's staged temp file (up to
+/// `max_object_size`) stayed on disk for ever. Now the next process granted the store removes
+/// it, and what dead processes left in the store's `.tmp` (a copy's temp file, a deleted
+/// container's trash), once older than a minute; temp files of live processes are locked and
+/// stay (`wharf-blobstore` `stale::tests`).
+#[test]
+fn blobstore_leftovers_of_dead_processes_are_removed() {
+    use std::io::BufRead;
+    let blob = Blob::fs();
+    let mut stalled = blob.cmd(&["c"], &["stall", "c", "8"]);
+    let mut child = stalled.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "written");
+    let spool = blob.dir.path().join("data/blobstore/.spool");
+    let left = files(&spool);
+    assert_eq!(left.len(), 1, "the stalled write has no temp file (nothing to test)");
+    // A value still being written stays, however old: its process holds it locked.
+    let ago = std::time::SystemTime::now() - Duration::from_secs(120);
+    std::fs::File::open(&left[0]).unwrap().set_modified(ago).unwrap();
+    blob.run(&["c"], &["list", "c"]).expect_code(0);
+    assert_eq!(files(&spool), left, "a live process's value was removed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Leftovers of a minute ago: the spool file, a copy's temp file, a deleted container.
+    let tmp = blob.store().join(".tmp");
+    std::fs::create_dir_all(tmp.join("deletedXYZ/c")).unwrap();
+    std::fs::write(tmp.join("deletedXYZ/c/obj"), "x").unwrap();
+    std::fs::write(tmp.join(".tmpABC"), "x").unwrap();
+    for path in left.iter().chain([&tmp.join(".tmpABC"), &tmp.join("deletedXYZ")]) {
+        std::fs::File::open(path).unwrap().set_modified(ago).unwrap();
+    }
+    let out = blob.run(&["c"], &["list", "c"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(files(&spool), Vec::<PathBuf>::new(), "the spool still holds leftovers");
+    assert!(std::fs::read_dir(&tmp).unwrap().next().is_none(), "the store's .tmp still holds leftovers");
+}

@@ -14,6 +14,7 @@ mod jetstream;
 mod keyvalue;
 mod mcp;
 mod mcp_load_files;
+mod mcp_talk_limits;
 mod messaging;
 mod messaging_limits;
 mod moto;
@@ -33,8 +34,8 @@ mod util;
 // Every guest program must have a test function named after it.
 #[allow(unused_imports)]
 use self::{
-    bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, messaging::*, net::*, oci::*,
-    p3::*, p3_stream::*, run::*, sandbox::*, serve::*,
+    bad_input::*, blobstore::*, cache::*, config::*, hostile::*, keyvalue::*, mcp::*, mcp_talk_limits::*, messaging::*,
+    net::*, oci::*, p3::*, p3_stream::*, run::*, sandbox::*, serve::*,
 };
 macro_rules! assert_guest_has_test {
     ($name:ident) => {
