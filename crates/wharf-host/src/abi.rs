@@ -66,6 +66,24 @@ fn needs_concurrency(bytes: &[u8]) -> wasmparser::Result<bool> {
     Ok(false)
 }
 
+/// Bytes of active data segments in all of a component's core modules (what instantiating it
+/// without a copy-on-write image copies into linear memory), or `None` if the bytes do not
+/// parse. See [`crate::PoolOptions::copy_data`].
+pub fn data_segment_bytes(bytes: &[u8]) -> Option<u64> {
+    let mut total = 0u64;
+    for payload in Parser::new(0).parse_all(bytes) {
+        if let Payload::DataSection(segments) = payload.ok()? {
+            for segment in segments {
+                let segment = segment.ok()?;
+                if matches!(segment.kind, wasmparser::DataKind::Active { .. }) {
+                    total = total.saturating_add(segment.data.len() as u64);
+                }
+            }
+        }
+    }
+    Some(total)
+}
+
 /// `wasi:NAME@0.3.x` (the version of an interface or a whole package).
 fn is_wasi_03(name: &str) -> bool {
     name.starts_with("wasi:") && name.split_once('@').is_some_and(|(_, version)| version.starts_with("0.3."))
@@ -175,6 +193,15 @@ mod tests {
         assert!(is_wasi_03("wasi:http/handler@0.3.0-rc-2026-01-06"));
         assert!(!is_wasi_03("wasi:keyvalue/store@0.2.0-draft2"));
         assert!(!is_wasi_03("example:x/y@0.3.0"));
+    }
+
+    #[test]
+    fn data_segment_bytes_counts_active_segments_of_every_core_module() {
+        let wat = r#"(component
+            (core module (memory 1) (data (i32.const 16) "abcd") (data "passive, not counted"))
+            (core module (memory 1) (data (i32.const 0) "xyz")))"#;
+        assert_eq!(super::data_segment_bytes(&wat::parse_str(wat).unwrap()), Some(7));
+        assert_eq!(super::data_segment_bytes(b"\0asm\x0d\0\x01\0garbage"), None);
     }
 
     #[test]

@@ -198,7 +198,7 @@ async fn a_host_error_is_one_line_without_the_backtrace() {
 
 #[tokio::test]
 async fn a_full_instance_pool_is_busy() {
-    let pool = PoolOptions { instances: 1, max_memory: 4 << 20 };
+    let pool = PoolOptions { instances: 1, max_memory: 4 << 20, copy_data: false };
     let guest = Guest::new(&EngineOptions { pooling: Some(pool) }, None);
     let mut first = guest.store();
     guest.instantiate(&mut first).await.unwrap();
@@ -209,4 +209,54 @@ async fn a_full_instance_pool_is_busy() {
     // The slot comes back with the store.
     drop(first);
     guest.instantiate(&mut second).await.unwrap();
+}
+
+/// A memory with a data segment ("wharf" at 1 KiB), and two exports: `dirty` writes 0xAB into
+/// the segment, just past it, on the next page and on the last page; `check` answers 0 only if
+/// all four hold their initial bytes again.
+const RESIDUE: &str = r#"
+(component
+  (core module $m
+    (memory 2)
+    (data (i32.const 1024) "wharf")
+    (func (export "dirty")
+      (i32.store8 (i32.const 1024) (i32.const 0xab))
+      (i32.store8 (i32.const 1100) (i32.const 0xab))
+      (i32.store8 (i32.const 70000) (i32.const 0xab))
+      (i32.store8 (i32.const 131071) (i32.const 0xab)))
+    (func (export "check") (result i32)
+      (i32.or
+        (i32.or (i32.ne (i32.load8_u (i32.const 1024)) (i32.const 0x77))
+                (i32.load8_u (i32.const 1100)))
+        (i32.or (i32.load8_u (i32.const 70000)) (i32.load8_u (i32.const 131071))))))
+  (core instance $i (instantiate $m))
+  (func (export "dirty") (canon lift (core func $i "dirty")))
+  (func (export "check") (result u32) (canon lift (core func $i "check"))))
+"#;
+
+#[tokio::test]
+async fn a_pooled_slot_is_reset_whether_its_data_is_copied_or_mapped() {
+    for copy_data in [true, false] {
+        // One slot: every instance after the first gets the memory of the one before.
+        let pool = PoolOptions { instances: 1, max_memory: 4 << 20, copy_data };
+        let engine = WharfEngine::new(&EngineOptions { pooling: Some(pool) }).unwrap();
+        assert_eq!(engine.engine().get_memory_init_cow(), !copy_data);
+        let component = Component::new(engine.engine(), wat::parse_str(RESIDUE).unwrap()).unwrap();
+        let linker = Linker::<HostState>::new(engine.engine());
+        let data = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::new(&Policy::default(), &Backends::defaults(data.path()).unwrap(), |_| None).unwrap();
+        let check = async |store: &mut Store<HostState>, instance: Instance| {
+            let check = instance.get_typed_func::<(), (u32,)>(&mut *store, "check").unwrap();
+            check.call_async(store, ()).await.unwrap().0
+        };
+        for round in 0..3 {
+            let mut store = sandbox.store(&engine, &[], Stdio::Null).unwrap();
+            let instance = linker.instantiate_async(&mut store, &component).await.unwrap();
+            assert_eq!(check(&mut store, instance).await, 0, "copy_data {copy_data}, round {round}: residue");
+            let dirty = instance.get_typed_func::<(), ()>(&mut store, "dirty").unwrap();
+            dirty.call_async(&mut store, ()).await.unwrap();
+            // The check sees what an instance leaves behind.
+            assert_ne!(check(&mut store, instance).await, 0, "copy_data {copy_data}: the check is blind");
+        }
+    }
 }

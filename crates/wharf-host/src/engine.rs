@@ -25,7 +25,22 @@ pub struct PoolOptions {
     pub instances: u32,
     /// The largest linear memory any instance may grow to.
     pub max_memory: u64,
+    /// On the synchronous engine, initialise each linear memory by copying its data segments
+    /// at instantiation instead of mapping a copy-on-write image of them. For components whose
+    /// data is small (see [`COPY_DATA_UP_TO`] and [`crate::data_segment_bytes`]) this is
+    /// cheaper per instance: a guest that first reads, then writes a page of its image (its
+    /// `.data`/`.bss`) takes two faults, and the write's copy-on-write sends a TLB-shootdown
+    /// IPI to every other core running the process; a page the host filled is written already.
+    /// The reset is unchanged (every byte decommitted, so zero, or copied again).
+    pub copy_data: bool,
 }
+
+/// Data-segment bytes up to which `wharf serve` sets [`PoolOptions::copy_data`]. Measured
+/// for an 8 KiB image only (BENCHMARKS.md, stop 16: one IPI fewer per request, +5-10%); 64 KiB
+/// is a bound, not a measured break-even: at most 16 pages copied and faulted in (first-write
+/// faults, no IPI) per instance. A larger image (an interpreter's, megabytes) would be copied
+/// whole for every request, so it keeps copy-on-write.
+pub const COPY_DATA_UP_TO: u64 = 64 << 10;
 
 /// Which of a process's two engines a component is compiled for and runs on.
 ///
@@ -168,6 +183,10 @@ fn build(options: &EngineOptions, kind: EngineKind) -> wasmtime::Result<Engine> 
     // Off, the component-model async features are off too (wasmtime's default follows it).
     config.concurrency_support(kind == EngineKind::Concurrent);
     if let Some(pool) = options.pooling {
+        // The concurrent engine's instances are reused across requests: its images stay.
+        if pool.copy_data && kind == EngineKind::Sync {
+            config.memory_init_cow(false);
+        }
         // A Rust wasip2 component is a handful of core instances with a few memories and
         // tables; leave room for components larger than that.
         let mut pooling = wasmtime::PoolingAllocationConfig::new();

@@ -37,11 +37,11 @@ pub mod policy;
 pub mod provides;
 mod sandbox;
 
-pub use abi::engine_kind;
+pub use abi::{data_segment_bytes, engine_kind};
 pub use cache::{CacheStatus, CompileCache};
 pub use call::RunError;
 pub use capabilities::Backends;
-pub use engine::{EPOCH_TICK, EngineKind, EngineOptions, PoolOptions, WharfEngine};
+pub use engine::{COPY_DATA_UP_TO, EPOCH_TICK, EngineKind, EngineOptions, PoolOptions, WharfEngine};
 pub use expansion::Expansion;
 pub use host::{Host, LoadError};
 pub use p3::{Command, Generation};

@@ -166,14 +166,8 @@ impl ServeCommand {
                     self.max_concurrency
                 ))
             })?;
-        let pool = PoolOptions { instances, max_memory };
-        let engine = WharfEngine::new(&EngineOptions { pooling: Some(pool) })?;
-        let host = Host::new(engine.clone(), crate::dirs::compile_cache())?;
-        let mut targets = Vec::new();
-        // Components no route uses need not export wasi:http (message handlers).
-        let mut http_index = Vec::new();
-        let mut triggers = Vec::new();
-        for (i, (spec, sandbox)) in app.components.iter().zip(sandboxes).enumerate() {
+        let mut components = Vec::new();
+        for spec in &app.components {
             // Files are relative to the manifest; layouts and references are taken as written.
             let input = match parse_source(&spec.source)? {
                 Source::File(_) => spec.source_path.display().to_string(),
@@ -181,6 +175,21 @@ impl ServeCommand {
             };
             let loaded = self.pull.load(&input).await?;
             loaded.check_declared_imports()?;
+            components.push(loaded);
+        }
+        // Small images are copied at each instantiation rather than mapped copy-on-write
+        // (fewer faults and TLB-shootdown IPIs per request; see `PoolOptions::copy_data`).
+        let copy_data = components.iter().all(|loaded| {
+            wharf_host::data_segment_bytes(&loaded.bytes).is_some_and(|n| n <= wharf_host::COPY_DATA_UP_TO)
+        });
+        let pool = PoolOptions { instances, max_memory, copy_data };
+        let engine = WharfEngine::new(&EngineOptions { pooling: Some(pool) })?;
+        let host = Host::new(engine.clone(), crate::dirs::compile_cache())?;
+        let mut targets = Vec::new();
+        // Components no route uses need not export wasi:http (message handlers).
+        let mut http_index = Vec::new();
+        let mut triggers = Vec::new();
+        for (i, ((spec, sandbox), loaded)) in app.components.iter().zip(sandboxes).zip(components).enumerate() {
             let http = app.router.targets().any(|t| t == i) || app.messaging.iter().all(|t| t.component != i);
             // Reusing a WASI 0.2 component's instances runs it on wasmtime-wasi-http's event
             // loop, which needs the concurrent engine; otherwise the component's bytes decide.
