@@ -10,6 +10,7 @@ mod commands;
 mod compile_notice;
 mod dirs;
 mod exit;
+mod log_buffer;
 mod policy_args;
 mod resolver;
 mod runtime_config;
@@ -43,14 +44,20 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Servers log one access line per request unless WHARF_LOG says otherwise.
-    init_logging(match cli.command {
-        // Guest output is logged too: labelled, escaped and bounded (wharf::guest).
-        Command::Serve(_) => "warn,wharf::access=info,wharf_http=info,wharf::guest=info",
-        // Guest output is logged, never written to stdout (the stdio transport).
-        Command::Mcp(_) => "warn,wharf::guest=info,wharf::calls=info",
-        Command::Call(_) => "warn,wharf::guest=info",
-        _ => "warn",
-    });
+    // A server's log lines (one per request) go through a buffer written by its own thread
+    // (see `log_buffer`); other commands write each line to stderr at once.
+    let buffered = matches!(cli.command, Command::Serve(_));
+    init_logging(
+        buffered,
+        match cli.command {
+            // Guest output is logged too: labelled, escaped and bounded (wharf::guest).
+            Command::Serve(_) => "warn,wharf::access=info,wharf_http=info,wharf::guest=info",
+            // Guest output is logged, never written to stdout (the stdio transport).
+            Command::Mcp(_) => "warn,wharf::guest=info,wharf::calls=info",
+            Command::Call(_) => "warn,wharf::guest=info",
+            _ => "warn",
+        },
+    );
     // A command that runs one component, or none, does its work on this thread: a worker
     // thread per core would only be started, parked and torn down again (two clones, stacks
     // and wake-ups on each `wharf run`). Servers and transfers keep one worker per core.
@@ -81,21 +88,25 @@ fn main() -> ExitCode {
     });
     // Do not wait for guest I/O threads (e.g. a blocked stdin read) once the guest is done.
     runtime.shutdown_background();
+    log_buffer::flush();
     match result {
         Ok(code) => code,
         Err(e) => exit::report(e),
     }
 }
 
-/// Logs go to stderr, filtered by `WHARF_LOG` (tracing's `EnvFilter` syntax), else `default`.
-fn init_logging(default: &str) {
+/// Logs go to stderr, filtered by `WHARF_LOG` (tracing's `EnvFilter` syntax), else `default`;
+/// `buffered`: through [`log_buffer`] (falling back to direct writes if its thread cannot start).
+fn init_logging(buffered: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match buffered.then(log_buffer::install) {
+        Some(Ok(buffer)) => builder.with_writer(buffer).init(),
+        _ => builder.with_writer(std::io::stderr).init(),
+    }
 }
 
 #[cfg(test)]

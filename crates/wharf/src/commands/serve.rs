@@ -223,6 +223,8 @@ impl ServeCommand {
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
         let address = listener.local_addr()?;
+        // Lines logged while loading come first.
+        crate::log_buffer::flush();
         eprintln!("Serving HTTP on http://{address}/");
         let options = ServerOptions {
             max_concurrency: self.max_concurrency as usize,

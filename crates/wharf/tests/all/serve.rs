@@ -200,6 +200,32 @@ fn graceful_shutdown_drains() {
 }
 
 #[test]
+fn no_log_line_is_lost_on_shutdown() {
+    // Log lines are buffered and written by a thread a few milliseconds later (`log_buffer`):
+    // the lines logged just before exit (the last access lines, "all requests finished") must
+    // still come out.
+    let mut server = Served::start(&[HTTP_HELLO]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let lines: Vec<String> = (0..40).map(|i| format!("GET /line-{i} 200")).collect();
+    for i in 0..40 {
+        // One connection per request, closed after it: shutdown then has nothing to wait for.
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(stream, "GET /line-{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert_eq!(server.child.wait().unwrap().code(), Some(0));
+    let needles: Vec<&str> = lines.iter().map(String::as_str).chain(["all requests finished"]).collect();
+    let log = server.log_with(&needles);
+    for needle in needles {
+        assert!(log.contains(needle), "`{needle}` missing:\n{log}");
+    }
+}
+
+#[test]
 fn configuration_is_checked_before_binding() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("wharf.toml");
