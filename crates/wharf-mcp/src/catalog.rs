@@ -111,7 +111,8 @@ impl Catalog {
         }
         let result = func.results().next();
         // Schemas inline every type: count what they would write out before writing it.
-        let mut budget = MAX_TOOL_SCHEMA_NODES.min(self.schema_budget);
+        let allowed = MAX_TOOL_SCHEMA_NODES.min(self.schema_budget);
+        let mut budget = allowed;
         let types = params.iter().map(|(_, ty)| ty).chain(result.as_ref());
         if !types.into_iter().all(|ty| fits(ty, &mut budget)) {
             let limit = if self.schema_budget < MAX_TOOL_SCHEMA_NODES {
@@ -122,7 +123,7 @@ impl Catalog {
             self.skipped.push(format!("{name}: {limit}"));
             return;
         }
-        self.schema_budget -= MAX_TOOL_SCHEMA_NODES.min(self.schema_budget) - budget;
+        self.schema_budget -= allowed - budget;
         let schemas = params_schema(params.iter().map(|(n, ty)| (n.as_str(), ty)), &self.resources).and_then(|input| {
             let output = result.as_ref().map(|ty| result_schema(ty, &self.resources)).transpose()?;
             Ok((input, output))

@@ -149,11 +149,7 @@ fn capped(text: String, max: usize) -> String {
     if text.len() <= max {
         return text;
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... [cut by wharf: {} bytes]", &text[..end], text.len())
+    format!("{}... [cut by wharf: {} bytes]", &text[..text.floor_char_boundary(max)], text.len())
 }
 
 /// The bytes of `content` the host would hold (before base64).

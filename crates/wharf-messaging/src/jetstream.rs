@@ -269,13 +269,7 @@ impl Delivery {
 /// break the header block, whatever a guest put in its error).
 fn header_text(text: &str) -> String {
     let mut line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if line.len() > MAX_ERROR_HEADER {
-        let mut end = MAX_ERROR_HEADER;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        line.truncate(end);
-    }
+    line.truncate(line.floor_char_boundary(MAX_ERROR_HEADER));
     line
 }
 
